@@ -1,0 +1,86 @@
+"""The command line: ``python -m orchestrator [overrides]`` (Hydra) and ``... plugins``.
+
+    python -m orchestrator +experiment=mnist            # one run
+    python -m orchestrator -m +experiment=mnist seed=1,2 # a sweep
+    python -m orchestrator plugins                      # what is registered, by kind
+
+A user error ends in one short paragraph naming the config key and what would
+be right, with exit code 2 and no traceback; ``HYDRA_FULL_ERROR=1`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from orchestrator.config import register_schema  # noqa: E402
+from orchestrator.errors import UserError  # noqa: E402
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+EXIT_USER_ERROR = 2
+
+log = logging.getLogger("orchestrator")
+
+
+def full_error() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def report(error: UserError) -> None:
+    """Print a user error as one short paragraph."""
+    print(f"Error: {error}", file=sys.stderr)
+    print("(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> float | None:
+    """One Hydra job: run the configured stages and return the objective."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from orchestrator.run import run
+
+    hydra_cfg = HydraConfig.get()
+    try:
+        return run(
+            cfg,
+            output_dir=Path(hydra_cfg.runtime.output_dir),
+            experiment=hydra_cfg.runtime.choices.get("experiment"),
+            overrides=list(hydra_cfg.overrides.task),
+        )
+    except UserError as error:
+        if full_error():
+            raise
+        report(error)
+        raise SystemExit(EXIT_USER_ERROR) from None
+
+
+def main() -> None:
+    """Entry point of ``python -m orchestrator`` and the ``orchestrator`` command."""
+    try:
+        from orchestrator.plugins import get_plugin_manager
+
+        manager = get_plugin_manager()
+        if sys.argv[1:2] == ["plugins"]:
+            from orchestrator.listing import print_plugins
+
+            print_plugins(manager)
+            return
+    except UserError as error:
+        if full_error():
+            raise
+        report(error)
+        raise SystemExit(EXIT_USER_ERROR) from None
+    register_schema()
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

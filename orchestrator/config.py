@@ -1,0 +1,208 @@
+"""The configuration's schema and its checks, all before TensorFlow is imported.
+
+Hydra validates the top level against :class:`Config` (a misspelt key or a
+wrong type fails at composition); :func:`validate` then checks every plugin
+selection against the registries and every value against its range.
+
+A plugin selection is a mapping with ``name`` and the factory's arguments::
+
+    optimizer: {name: rmsprop, learning_rate: 0.001}
+    callbacks: {early_stopping: {name: early_stopping, patience: 2}}
+    stages:    {fit: {kind: fit, epochs: 2}, test: {kind: evaluate}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from orchestrator.errors import UserError
+
+
+@dataclass
+class TrainerConfig:
+    """How Keras compiles and trains; a fit stage may override ``epochs`` and ``batch_size``."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    verbose: Any = "auto"
+    jit_compile: Any = "auto"
+    steps_per_execution: int = 1
+    run_eagerly: bool = False
+    checkpoint_every: int = 1
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow settings; ``MLFLOW_TRACKING_URI`` wins over ``uri``."""
+
+    enabled: bool = True
+    uri: str | None = None
+    experiment_name: str | None = None
+    run_name: str | None = None
+    log_checkpoints: bool = True
+    log_model: bool = True
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ObjectiveConfig:
+    """The metric a run returns to a sweeper: its name as logged, and its direction."""
+
+    metric: str = "fit/val_loss"
+    direction: str = "minimize"
+
+
+@dataclass
+class Config:
+    """The whole configuration (``conf/config.yaml`` composes it)."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    loss: Any = None
+    loss_weights: Any = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    callbacks: dict[str, Any] = field(default_factory=dict)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    stages: dict[str, Any] = field(default_factory=dict)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    seed: int | None = None
+    deterministic: bool = False
+
+
+def register_schema() -> None:
+    """Store the schema in Hydra's ConfigStore as ``config_schema``."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="config_schema", node=Config)
+
+
+# -- Reading plugin selections -------------------------------------------------------
+
+
+def to_python(node: Any) -> Any:
+    """A plain ``dict``/``list`` copy of an OmegaConf node (other values unchanged)."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def split_spec(node: Any, key: str, name_field: str = "name") -> tuple[str, dict[str, Any]]:
+    """``{name: x, a: 1}`` -> ``("x", {"a": 1})``; anything else is a user error at ``key``."""
+    node = to_python(node)
+    if not isinstance(node, Mapping) or name_field not in node:
+        raise UserError(
+            key,
+            f"expected a mapping with '{name_field}' (e.g. {{{name_field}: ...}}), got {node!r}.",
+        )
+    args = {k: v for k, v in node.items() if k != name_field}
+    return node[name_field], args
+
+
+def named_entries(node: Any) -> Iterator[tuple[str, Any]]:
+    """The enabled ``(key, entry)`` pairs of a mapping such as ``callbacks``; ``null`` disables."""
+    for key, entry in (to_python(node) or {}).items():
+        if entry is not None:
+            yield str(key), entry
+
+
+def is_spec(node: Any) -> bool:
+    return isinstance(node, Mapping) and "name" in node
+
+
+# -- Validation --------------------------------------------------------------------
+
+
+def validate(cfg: DictConfig, registries: Mapping[str, Any]) -> None:
+    """Check plugin names, argument names and value ranges; raise :class:`UserError`."""
+    _check_ranges(cfg)
+    _check_spec(cfg.data, "data", registries["data_source"])
+    _check_spec(cfg.model, "model", registries["model_builder"])
+    _check_optimizer(cfg.optimizer, registries["optimizer"])
+    _check_loss(to_python(cfg.loss), "loss", registries["loss"])
+    for label, entry in named_entries(cfg.metrics):
+        if isinstance(entry, str):
+            continue
+        entry = {k: v for k, v in entry.items() if k != "output"} if is_spec(entry) else entry
+        _check_spec(entry, f"metrics.{label}", registries["metric"])
+    for label, entry in named_entries(cfg.callbacks):
+        _check_spec(entry, f"callbacks.{label}", registries["callback"])
+    stages = list(named_entries(cfg.stages))
+    if not stages:
+        raise UserError("stages", "no stage is enabled; add one, e.g. stages={fit: {kind: fit}}.")
+    for label, entry in stages:
+        kind, args = split_spec(entry, f"stages.{label}", name_field="kind")
+        registries["stage"].check(kind, args, f"stages.{label}")
+
+
+def _check_ranges(cfg: DictConfig) -> None:
+    trainer = cfg.trainer
+    if trainer.epochs < 0:
+        raise UserError("trainer.epochs", f"must be 0 or more, got {trainer.epochs}.")
+    if trainer.batch_size < 1:
+        raise UserError("trainer.batch_size", f"must be 1 or more, got {trainer.batch_size}.")
+    if trainer.steps_per_execution < 1:
+        raise UserError(
+            "trainer.steps_per_execution", f"must be 1 or more, got {trainer.steps_per_execution}."
+        )
+    if trainer.checkpoint_every < 0:
+        raise UserError(
+            "trainer.checkpoint_every",
+            f"must be 0 (no checkpoints) or a number of epochs, got {trainer.checkpoint_every}.",
+        )
+    if cfg.deterministic and cfg.seed is None:
+        raise UserError("seed", "deterministic=true needs a seed; set seed=<int> as well.")
+    if cfg.objective.direction not in ("minimize", "maximize"):
+        raise UserError(
+            "objective.direction", f"must be minimize or maximize, got {cfg.objective.direction!r}."
+        )
+
+
+def _check_spec(node: Any, key: str, registry: Any) -> None:
+    name, args = split_spec(node, key)
+    registry.check(name, args, key)
+
+
+def _check_optimizer(node: Any, registry: Any) -> None:
+    name, args = split_spec(node, "optimizer")
+    learning_rate = args.get("learning_rate")
+    if is_spec(learning_rate):
+        _check_spec(learning_rate, "optimizer.learning_rate", registry)
+        args = {**args, "learning_rate": 0.0}
+    registry.check(name, args, "optimizer")
+
+
+def _check_loss(node: Any, key: str, registry: Any) -> None:
+    """A loss is null, a Keras string id, a spec, or a list/mapping of them per output."""
+    if node is None or isinstance(node, str):
+        return
+    if is_spec(node):
+        _check_spec(node, key, registry)
+    elif isinstance(node, Mapping):
+        for output, entry in node.items():
+            _check_loss(entry, f"{key}.{output}", registry)
+    elif isinstance(node, list):
+        for index, entry in enumerate(node):
+            _check_loss(entry, f"{key}[{index}]", registry)
+    else:
+        raise UserError(key, f"expected a loss name, a {{name: ...}} mapping or null, got {node!r}.")
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}, "c": [2]}`` -> ``{"a.b": 1, "c.0": 2}``: the config as MLflow params."""
+    node = to_python(node)
+    flat: dict[str, Any] = {}
+    items = node.items() if isinstance(node, Mapping) else enumerate(node)
+    for key, value in items:
+        full = f"{prefix}{key}"
+        if isinstance(value, (Mapping, list)) and value:
+            flat.update(flatten(value, f"{full}."))
+        else:
+            flat[full] = value
+    return flat
+

@@ -1,0 +1,91 @@
+"""The run context: everything a stage, a factory or a lifecycle hook may need.
+
+Example, a stage reading it::
+
+    def fit(context, stage, epochs=1):
+        history = context.model.fit(*context.data.train, epochs=epochs)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from orchestrator.errors import UserError, choices_text
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One entry of the ``stages`` mapping.
+
+    Args:
+        name: its key in ``stages``; the prefix of its metrics (``fit/loss``).
+        kind: the registered stage kind (``fit``, ``evaluate``, ``predict``).
+        args: the entry's other keys, passed to the stage function.
+        index: its position in the run, from 0.
+    """
+
+    name: str
+    kind: str
+    args: dict[str, Any]
+    index: int
+
+
+@dataclass
+class RunContext:
+    """The state of one run (one Hydra job).
+
+    Args:
+        cfg: the resolved configuration.
+        hook: pluggy's hook relay, to call lifecycle hooks.
+        registries: one :class:`~orchestrator.registry.Registry` per plugin kind.
+        output_dir: the job's output folder (Hydra's run folder); checkpoints and files go here.
+        experiment: the preset's name (``+experiment=mnist``), or ``None``.
+        overrides: the job's command-line overrides (``["seed=7"]``).
+    """
+
+    cfg: DictConfig
+    hook: Any
+    registries: dict[str, Any]
+    output_dir: Path
+    experiment: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    data: Any = None
+    model: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    epochs_done: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
+    run_id: str | None = None
+    tracking_uri: str | None = None
+
+    def metric_name(self, stage: Stage, keras_name: str) -> str:
+        """The name a Keras metric is logged under: ``"<stage>/<keras name>"``."""
+        return f"{stage.name}/{keras_name}"
+
+    def record(self, metrics: dict[str, float]) -> None:
+        """Remember the latest value of each metric (the objective is read from here)."""
+        self.metrics.update(metrics)
+
+    def set_tags(self, **tags: Any) -> None:
+        """Tag the run (``context.set_tags(**{"data.source": "keras"})``)."""
+        tags = {key: str(value) for key, value in tags.items()}
+        self.tags.update(tags)
+        self.hook.orchestrator_on_tags(context=self, tags=tags)
+
+    def log_artifact(self, path: Path | str, artifact_path: str) -> None:
+        """Hand a file the run wrote to the plugins that keep artifacts."""
+        self.hook.orchestrator_on_artifact(context=self, path=Path(path), artifact_path=artifact_path)
+
+    def objective(self) -> float:
+        """The value of ``objective.metric``, the number a sweeper optimises."""
+        name = self.cfg.objective.metric
+        if name not in self.metrics:
+            raise UserError(
+                "objective.metric",
+                f"the run logged no metric {name!r}. Logged: {choices_text(self.metrics)}.",
+            )
+        return float(self.metrics[name])

@@ -1,0 +1,47 @@
+"""What a data source returns: the splits and what a model builder needs to know.
+
+Example::
+
+    Data(
+        train=(x_train, y_train),
+        validation=(x_val, y_val),
+        test=(x_test, y_test),
+        info={"input_shape": (784,), "num_classes": 10, "source": "keras"},
+    )
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Data:
+    """The splits of a data set.
+
+    Each split is either a tuple ``(x, y)`` / ``(x, y, sample_weight)`` of NumPy
+    arrays (or dicts or lists of them, for multi-input and multi-output models),
+    or any other input ``Model.fit`` accepts as ``x`` on its own: a
+    ``tf.data.Dataset``, a ``keras.utils.PyDataset``, a generator.
+
+    Args:
+        train: the training split.
+        validation: the validation split, or ``None``.
+        test: the test split, or ``None``.
+        info: facts for model builders and tracking: ``input_shape``,
+            ``num_classes``, ``source`` (where the data came from), ...
+    """
+
+    train: Any
+    validation: Any = None
+    test: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, name: str) -> Any:
+        """The split called ``name`` (``"train"``, ``"validation"`` or ``"test"``)."""
+        if name not in ("train", "validation", "test"):
+            from orchestrator.errors import UserError
+
+            raise UserError("split", f"unknown split {name!r}; use train, validation or test.")
+        return getattr(self, name)

@@ -1,0 +1,199 @@
+"""Every hook of the orchestrator: this module is their reference documentation.
+
+A plugin is a module (or object) with functions marked ``@orchestrator.hookimpl``
+whose names are the hook names below; it may implement any subset. Plugins are
+found through the ``orchestrator`` entry-point group, the built-ins included.
+
+Sections:
+
+* Registration: one hook per plugin kind, each handed a :class:`~orchestrator.registry.Registry`.
+* Configuration: where a plugin's own config-group entries live.
+* Lifecycle: observe a run. Tracking (MLflow) is itself a plugin on these hooks.
+
+The lifecycle order of one run is::
+
+    before_run -> (before_stage -> after_epoch* -> after_stage)* -> after_run
+
+with ``on_tags`` and ``on_artifact`` whenever the run produces a tag or a file.
+``after_run`` is always called, with the error when the run failed.
+"""
+
+from __future__ import annotations
+
+from orchestrator import hookspec
+
+# -- Registration ---------------------------------------------------------------
+# Each hook receives a registry; call ``registry.add(name, factory)``. A factory
+# takes the config entry's keyword arguments (and ``context`` when it declares a
+# parameter of that name) and returns the object. Import TensorFlow and Keras
+# inside the factory, never at module level: listing plugins and validating a
+# config must stay fast.
+
+
+@hookspec
+def orchestrator_register_data_sources(registry):
+    """Register data sources, selected with ``data.name``.
+
+    A data source factory returns an :class:`orchestrator.Data` holding the
+    train, validation and test splits in any form ``Model.fit`` accepts, plus an
+    ``info`` dict (``input_shape``, ``num_classes``, ``source``) for model builders.
+
+    Example::
+
+        @hookimpl
+        def orchestrator_register_data_sources(registry):
+            registry.add("toy", toy_data)   # data: {name: toy, size: 100}
+    """
+
+
+@hookspec
+def orchestrator_register_model_builders(registry):
+    """Register model builders, selected with ``model.name``.
+
+    A model builder returns an uncompiled ``keras.Model``; declare a ``context``
+    parameter to read ``context.data.info`` (input shape, class count).
+
+    Example::
+
+        registry.add("mlp", build_mlp)      # model: {name: mlp, hidden_units: [64, 64]}
+    """
+
+
+@hookspec
+def orchestrator_register_optimizers(registry):
+    """Register optimizers and learning-rate schedules, selected with ``optimizer.name``.
+
+    An optimizer factory returns a ``keras.optimizers.Optimizer``. Schedules are
+    registered in the same registry and are selected as ``optimizer.learning_rate.name``.
+
+    Example::
+
+        registry.add("rmsprop", lazy("keras.optimizers.RMSprop"))
+    """
+
+
+@hookspec
+def orchestrator_register_losses(registry):
+    """Register losses, selected with ``loss.name``.
+
+    A loss factory returns a ``keras.losses.Loss`` or a function ``(y_true, y_pred)``.
+
+    Example::
+
+        registry.add("custom_mse", lambda: custom_mean_squared_error)
+    """
+
+
+@hookspec
+def orchestrator_register_metrics(registry):
+    """Register metrics, selected by name in the ``metrics`` list.
+
+    A metric factory returns a ``keras.metrics.Metric`` or a metric function.
+
+    Example::
+
+        registry.add("auc", lazy("keras.metrics.AUC"))   # metrics: [{name: auc, num_thresholds: 100}]
+    """
+
+
+@hookspec
+def orchestrator_register_callbacks(registry):
+    """Register Keras callbacks, selected by name in the ``callbacks`` mapping.
+
+    A callback factory returns a ``keras.callbacks.Callback``; declare ``context``
+    to place files in the run's output folder (``context.output_dir``).
+
+    Example::
+
+        registry.add("early_stopping", lazy("keras.callbacks.EarlyStopping"))
+    """
+
+
+@hookspec
+def orchestrator_register_stages(registry):
+    """Register stage kinds, selected with ``stages.<stage>.kind``.
+
+    A stage is a function ``(context, stage, **args) -> dict`` that runs one step
+    of the workflow (``fit``, ``evaluate``, ``predict``, ...) on ``context.model``
+    and returns its summary metrics by Keras name; the host prefixes them with the
+    stage's name before they are logged.
+
+    Example::
+
+        registry.add("export", export_stage)   # stages: {export: {kind: export, format: tflite}}
+    """
+
+
+# -- Configuration ----------------------------------------------------------------
+
+
+@hookspec
+def orchestrator_config_searchpath():
+    """Return Hydra search-path entries holding this plugin's own config-group files.
+
+    A file ``conf/data/mydata.yaml`` in a folder named here becomes selectable as
+    ``data=mydata`` with no edit to the project.
+
+    Example::
+
+        @hookimpl
+        def orchestrator_config_searchpath():
+            return ["pkg://my_package.conf"]
+    """
+
+
+# -- Lifecycle --------------------------------------------------------------------
+
+
+@hookspec
+def orchestrator_before_run(context):
+    """Called once the configuration is valid, before data is loaded or a model built.
+
+    ``context`` is the :class:`~orchestrator.context.RunContext`: the resolved
+    config, the output folder, the job's overrides.
+    """
+
+
+@hookspec
+def orchestrator_before_stage(context, stage):
+    """Called before each stage; ``stage`` is a :class:`~orchestrator.context.Stage`."""
+
+
+@hookspec
+def orchestrator_after_epoch(context, stage, epoch, metrics, checkpoint):
+    """Called after every training epoch of a fit stage.
+
+    Args:
+        epoch: the Keras epoch index (0-based, continuing across fit stages); use it as the step.
+        metrics: ``{"<stage>/<keras name>": value}``, training and validation.
+        checkpoint: path of the checkpoint written for this epoch, or ``None``.
+    """
+
+
+@hookspec
+def orchestrator_after_stage(context, stage, metrics):
+    """Called after each stage with its summary ``metrics`` (``{"test/loss": 0.1}``)."""
+
+
+@hookspec
+def orchestrator_on_tags(context, tags):
+    """Called when the run learns facts worth tagging (``{"data.source": "keras"}``)."""
+
+
+@hookspec
+def orchestrator_on_artifact(context, path, artifact_path):
+    """Called when the run wrote a file worth keeping.
+
+    Args:
+        path: the local file.
+        artifact_path: the folder it belongs in among the run's artifacts (``"model"``).
+    """
+
+
+@hookspec
+def orchestrator_after_run(context, error):
+    """Called once at the end of every run that reached ``before_run``.
+
+    Args:
+        error: the exception that ended the run, or ``None`` when it succeeded.
+    """

@@ -1,0 +1,57 @@
+"""The Keras callback through which a fit stage reports its epochs to the plugins.
+
+After every epoch it writes a checkpoint (every ``trainer.checkpoint_every``
+epochs), records the metrics under their logged names and calls the
+``orchestrator_after_epoch`` hook. Imported only when a fit stage runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+
+class LifecycleCallback(keras.callbacks.Callback):
+    """Forwards each finished epoch to ``orchestrator_after_epoch``.
+
+    Args:
+        context: the :class:`~orchestrator.context.RunContext`.
+        stage: the running :class:`~orchestrator.context.Stage`.
+        checkpoint_every: save a ``.keras`` checkpoint every this many epochs (0: never).
+    """
+
+    def __init__(self, context, stage, checkpoint_every: int):
+        super().__init__()
+        self.context = context
+        self.stage = stage
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_dir = Path(context.output_dir) / "checkpoints"
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {
+            self.context.metric_name(self.stage, name): float(value)
+            for name, value in (logs or {}).items()
+            if _is_number(value)
+        }
+        self.context.record(metrics)
+        checkpoint = None
+        if self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint = self.checkpoint_dir / f"epoch-{epoch + 1:03d}.keras"
+            self.model.save(checkpoint)
+        self.context.hook.orchestrator_after_epoch(
+            context=self.context,
+            stage=self.stage,
+            epoch=epoch,
+            metrics=metrics,
+            checkpoint=checkpoint,
+        )
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True

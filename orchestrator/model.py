@@ -1,0 +1,93 @@
+"""Build the model with its builder plugin and compile it from the config.
+
+``optimizer``, ``loss`` and ``metrics`` name registered plugins; a loss or
+metric may also be a Keras string identifier, passed to ``compile`` as is::
+
+    optimizer: {name: rmsprop, learning_rate: 0.001}
+    loss: {name: sparse_categorical_crossentropy}      # or: loss: sparse_categorical_crossentropy
+    metrics: {accuracy: {name: sparse_categorical_accuracy}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.config import is_spec, named_entries, split_spec, to_python
+from orchestrator.errors import UserError
+
+
+def build_model(context) -> Any:
+    """Call the model builder named by ``model.name``."""
+    name, args = split_spec(context.cfg.model, "model")
+    model = context.registries["model_builder"].create(name, args, "model", context=context)
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise UserError(
+            "model.name", f"model builder '{name}' returned {type(model).__name__}, not a keras.Model."
+        )
+    return model
+
+
+def make_optimizer(context, node: Any = None) -> Any:
+    """The optimizer of ``node`` (default: ``optimizer``), with its learning-rate schedule."""
+    node = to_python(context.cfg.optimizer if node is None else node)
+    name, args = split_spec(node, "optimizer")
+    registry = context.registries["optimizer"]
+    if is_spec(args.get("learning_rate")):
+        schedule_name, schedule_args = split_spec(args["learning_rate"], "optimizer.learning_rate")
+        args["learning_rate"] = registry.create(
+            schedule_name, schedule_args, "optimizer.learning_rate", context=context
+        )
+    return registry.create(name, args, "optimizer", context=context)
+
+
+def make_loss(context, node: Any, key: str = "loss") -> Any:
+    """A loss object, a Keras string id, ``None``, or a list/dict of them per output."""
+    if node is None or isinstance(node, str):
+        return node
+    if is_spec(node):
+        name, args = split_spec(node, key)
+        return context.registries["loss"].create(name, args, key, context=context)
+    if isinstance(node, Mapping):
+        return {output: make_loss(context, value, f"{key}.{output}") for output, value in node.items()}
+    return [make_loss(context, value, f"{key}[{index}]") for index, value in enumerate(node)]
+
+
+def make_metrics(context) -> list | dict:
+    """The ``metrics`` mapping as Keras takes it: a list, or a dict per output."""
+    registry = context.registries["metric"]
+    per_output: dict[str, list] = {}
+    plain: list = []
+    for label, entry in named_entries(context.cfg.metrics):
+        key = f"metrics.{label}"
+        output = entry.pop("output", None) if isinstance(entry, dict) else None
+        metric = entry if isinstance(entry, str) else registry.create(
+            *split_spec(entry, key), key, context=context
+        )
+        (per_output.setdefault(output, []) if output else plain).append(metric)
+    if per_output and plain:
+        raise UserError(
+            "metrics",
+            "give every metric an 'output' when one has one (multi-output models need it for all).",
+        )
+    return per_output or plain
+
+
+def compile_model(context, optimizer_node: Any = None) -> None:
+    """``context.model.compile(...)`` from the config (``optimizer_node`` overrides the optimizer)."""
+    trainer = context.cfg.trainer
+    compile_args = dict(
+        optimizer=make_optimizer(context, optimizer_node),
+        loss=make_loss(context, to_python(context.cfg.loss)),
+        metrics=make_metrics(context),
+        loss_weights=to_python(context.cfg.loss_weights),
+        run_eagerly=trainer.run_eagerly,
+        steps_per_execution=trainer.steps_per_execution,
+        jit_compile=trainer.jit_compile,
+    )
+    try:
+        context.model.compile(**compile_args)
+    except (ValueError, TypeError) as error:
+        raise UserError("loss", f"the model could not be compiled: {error}") from error

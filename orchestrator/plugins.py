@@ -1,0 +1,123 @@
+"""The plugin manager: finds plugins through entry points and fills the registries.
+
+Built-in and third-party plugins load the same way: every module named in the
+``orchestrator`` entry-point group is registered under its entry-point name.
+
+Environment:
+
+* ``ORCHESTRATOR_DISABLE_PLUGINS=mlflow,mnist`` blocks the named plugins.
+* ``ORCHESTRATOR_TRACE_HOOKS=1`` prints every hook call and its result to stderr.
+
+Example::
+
+    from orchestrator.plugins import get_plugin_manager
+    manager = get_plugin_manager()
+    manager.registries["loss"].names()
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from importlib import metadata
+
+import pluggy
+
+from orchestrator import PROJECT_NAME, hookspecs
+from orchestrator.errors import UserError
+from orchestrator.registry import KINDS, Registry
+
+ENTRY_POINT_GROUP = PROJECT_NAME
+DISABLE_ENV = "ORCHESTRATOR_DISABLE_PLUGINS"
+TRACE_ENV = "ORCHESTRATOR_TRACE_HOOKS"
+
+
+class PluginManager:
+    """pluggy's manager behind a few typed methods, plus one registry per kind."""
+
+    def __init__(self, pm: pluggy.PluginManager, distributions: dict[str, str | None]):
+        self.pm = pm
+        self.hook = pm.hook
+        self.distributions = distributions
+        self.registries: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
+        for kind, hook_name in KINDS.items():
+            self._collect(self.registries[kind], hook_name)
+
+    def _collect(self, registry: Registry, hook_name: str) -> None:
+        caller = getattr(self.hook, hook_name)
+        # Call each plugin's implementation on its own so the registry knows who added what.
+        for impl in reversed(caller.get_hookimpls()):
+            with registry.registering(impl.plugin_name, self.distributions.get(impl.plugin_name)):
+                if _tracing():
+                    print(f"[hook] {hook_name} <- {impl.plugin_name}", file=sys.stderr)
+                impl.function(registry=registry)
+
+    def plugin_names(self) -> list[str]:
+        return sorted(name for name, _ in self.pm.list_name_plugin())
+
+    def config_searchpath(self) -> list[str]:
+        """Hydra search-path entries contributed by plugins, in load order."""
+        paths: list[str] = []
+        for result in reversed(self.hook.orchestrator_config_searchpath()):
+            paths.extend([result] if isinstance(result, str) else result)
+        return paths
+
+
+def _tracing() -> bool:
+    return os.environ.get(TRACE_ENV, "").lower() not in ("", "0", "false", "no")
+
+
+def disabled_plugins() -> set[str]:
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+
+
+@functools.cache
+def get_plugin_manager() -> PluginManager:
+    """Load every plugin of the ``orchestrator`` entry-point group (once per process)."""
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    blocked = disabled_plugins()
+    distributions: dict[str, str | None] = {}
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in blocked or pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as error:
+            raise UserError(
+                f"plugin '{ep.name}'",
+                f"could not be imported from '{ep.value}' ({_dist_name(ep)}): "
+                f"{type(error).__name__}: {error}. Fix or uninstall it, or block it with "
+                f"{DISABLE_ENV}={ep.name}.",
+            ) from error
+        _register(pm, plugin, ep.name, _dist_name(ep))
+        distributions[ep.name] = _dist_name(ep)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as error:
+        name = pm.get_name(error.plugin) or repr(error.plugin)
+        raise UserError(
+            f"plugin '{name}'",
+            f"{error}. Hook names must match those in orchestrator/hookspecs.py.",
+        ) from error
+    if _tracing():
+        pm.trace.root.setwriter(lambda text: sys.stderr.write(f"[hook] {text}"))
+        pm.enable_tracing()
+    return PluginManager(pm, distributions)
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str, dist: str | None) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as error:
+        raise UserError(
+            f"plugin '{name}'",
+            f"({dist}) has a hook that does not match its specification: {error}. "
+            "See orchestrator/hookspecs.py for the hook names and their arguments.",
+        ) from error
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist is not None else None

@@ -1,0 +1,191 @@
+"""One registry per plugin kind: names mapped to factories, with clear errors.
+
+A registry rejects a name registered twice (naming both plugins) and answers an
+unknown name with the registered ones. It checks argument names against the
+factory's signature, before TensorFlow is imported where the factory allows it.
+
+Example::
+
+    losses = Registry("loss")
+    with losses.registering("my_plugin", "my-dist"):
+        losses.add("scaled_mse", scaled_mse)
+    losses.create("scaled_mse", {"scale": 2.0}, key="loss")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.errors import UserError, choices_text, closest
+from orchestrator.lazy import LazyFactory
+
+#: The plugin kinds, in the order they are listed: registry kind -> registration hook.
+KINDS: dict[str, str] = {
+    "data_source": "orchestrator_register_data_sources",
+    "model_builder": "orchestrator_register_model_builders",
+    "optimizer": "orchestrator_register_optimizers",
+    "loss": "orchestrator_register_losses",
+    "metric": "orchestrator_register_metrics",
+    "callback": "orchestrator_register_callbacks",
+    "stage": "orchestrator_register_stages",
+}
+
+
+#: Parameters the host passes to a factory that declares them; never config arguments.
+INJECTED = ("context", "stage")
+
+
+class DuplicatePluginError(UserError):
+    """Two plugins registered the same name in one registry."""
+
+
+class UnknownPluginError(UserError):
+    """The config names something no plugin registered."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered factory and where it came from."""
+
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    distribution: str | None
+
+    @property
+    def origin(self) -> str:
+        """``"plugin 'mnist' (keras-orchestrator)"``, for messages and listings."""
+        dist = f" ({self.distribution})" if self.distribution else ""
+        return f"plugin '{self.plugin}'{dist}"
+
+
+class Registry:
+    """Names of one plugin kind mapped to their factories.
+
+    Args:
+        kind: the kind in words, as messages use it (``"loss"``, ``"data_source"``).
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+        self._plugin = "<direct>"
+        self._distribution: str | None = None
+
+    @contextlib.contextmanager
+    def registering(self, plugin: str, distribution: str | None = None) -> Iterator[Registry]:
+        """Attribute the names added inside the block to ``plugin``."""
+        previous = self._plugin, self._distribution
+        self._plugin, self._distribution = plugin, distribution
+        try:
+            yield self
+        finally:
+            self._plugin, self._distribution = previous
+
+    def add(self, name: str, factory: Callable[..., Any]) -> None:
+        """Register ``factory`` under ``name``; a name already taken is an error."""
+        if not callable(factory):
+            raise UserError(
+                f"plugin '{self._plugin}'",
+                f"registered {self.kind} '{name}' with {factory!r}, which is not callable",
+            )
+        new = Entry(name, factory, self._plugin, self._distribution)
+        if name in self._entries:
+            old = self._entries[name]
+            raise DuplicatePluginError(
+                f"plugin '{self._plugin}'",
+                f"{self.kind} '{name}' is registered twice: by {old.origin} and by {new.origin}. "
+                "Rename one, or block one with ORCHESTRATOR_DISABLE_PLUGINS=<plugin>.",
+            )
+        self._entries[name] = new
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[name] for name in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, name: str, key: str) -> Entry:
+        """The entry for ``name``; ``key`` is the config node that named it (``"data"``)."""
+        if not isinstance(name, str) or name not in self._entries:
+            raise UnknownPluginError(
+                f"{key}.name",
+                f"unknown {self.kind} {name!r}.{closest(name, self._entries)} "
+                f"Registered: {choices_text(self._entries)}.",
+            )
+        return self._entries[name]
+
+    def check(self, name: str, args: Mapping[str, Any], key: str) -> None:
+        """Check the name and, where it costs no heavy import, the argument names."""
+        entry = self.get(name, key)
+        if not isinstance(entry.factory, LazyFactory):
+            signature = _signature(entry.factory)
+            if signature is not None:
+                self._check_arguments(entry, signature, args, key)
+
+    def _check_arguments(
+        self, entry: Entry, signature: inspect.Signature, args: Mapping[str, Any], key: str
+    ) -> None:
+        params = signature.parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        accepted = [n for n, p in params.items() if n not in INJECTED and p.kind in named]
+        for arg in args:
+            if arg not in accepted:
+                raise UserError(
+                    f"{key}.{arg}",
+                    f"{self.kind} '{entry.name}' takes no argument '{arg}'."
+                    f"{closest(arg, accepted)} Accepted: {choices_text(accepted)}.",
+                )
+        missing = [
+            n for n in accepted if params[n].default is inspect.Parameter.empty and n not in args
+        ]
+        if missing:
+            raise UserError(
+                key, f"{self.kind} '{entry.name}' needs the argument(s): {', '.join(missing)}."
+            )
+
+    def create(self, name: str, args: Mapping[str, Any], key: str, **injected: Any) -> Any:
+        """Call the factory registered as ``name`` with ``args``.
+
+        ``injected`` values (``context``, ``stage``) are passed only to a factory
+        that declares a parameter of that name.
+
+        Wrong argument names and errors raised by the factory become a
+        :class:`UserError` naming ``key`` and the plugin.
+        """
+        entry = self.get(name, key)
+        factory = entry.factory
+        signature = factory.signature() if isinstance(factory, LazyFactory) else _signature(factory)
+        kwargs = dict(args)
+        if signature is not None:
+            self._check_arguments(entry, signature, kwargs, key)
+            kwargs.update({n: v for n, v in injected.items() if n in signature.parameters})
+        try:
+            return factory(**kwargs)
+        except UserError:
+            raise
+        except Exception as error:
+            raise UserError(
+                key,
+                f"{self.kind} '{name}' from {entry.origin} failed with the arguments "
+                f"{dict(args)}: {type(error).__name__}: {error}",
+            ) from error
+
+
+def _signature(factory: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None

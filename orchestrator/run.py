@@ -1,0 +1,131 @@
+"""``run(cfg)``: one job from a valid config to its objective.
+
+The whole workflow, top to bottom: check the config, tell the plugins the run
+starts, seed, load the data, build and compile the model, run each stage in
+order, save the model, and return the metric a sweeper optimises. The plugins
+hear about every step through the lifecycle hooks, and ``after_run`` always
+runs, with the error when there is one.
+
+Example::
+
+    objective = run(cfg, output_dir=Path("outputs/now"), experiment="mnist")
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from orchestrator.config import named_entries, split_spec, validate
+from orchestrator.context import RunContext, Stage
+from orchestrator.errors import UserError
+from orchestrator.plugins import get_plugin_manager
+
+log = logging.getLogger("orchestrator")
+
+
+def run(
+    cfg: DictConfig,
+    output_dir: Path,
+    experiment: str | None = None,
+    overrides: list[str] | None = None,
+) -> float | None:
+    """Run every configured stage; return ``objective.metric`` (``None`` if it was not logged)."""
+    manager = get_plugin_manager()
+    validate(cfg, manager.registries)
+    context = RunContext(
+        cfg=cfg,
+        hook=manager.hook,
+        registries=manager.registries,
+        output_dir=Path(output_dir),
+        experiment=experiment,
+        overrides=list(overrides or []),
+    )
+    manager.hook.orchestrator_before_run(context=context)
+    error: BaseException | None = None
+    try:
+        seed_everything(cfg.seed, cfg.deterministic)
+        context.data = load_data(context)
+        from orchestrator.model import build_model, compile_model
+
+        context.model = build_model(context)
+        compile_model(context)
+        for stage in configured_stages(cfg):
+            run_stage(context, stage)
+        save_model(context)
+        return objective(context)
+    except BaseException as caught:
+        error = caught
+        raise
+    finally:
+        manager.hook.orchestrator_after_run(context=context, error=error)
+
+
+def seed_everything(seed: int | None, deterministic: bool) -> None:
+    """Seed Python, NumPy and TensorFlow as ``keras.utils.set_random_seed`` does."""
+    import keras
+
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def load_data(context: RunContext):
+    """Call the data source named by ``data.name``; tag the run with where the data came from."""
+    from orchestrator.data import Data
+
+    name, args = split_spec(context.cfg.data, "data")
+    data = context.registries["data_source"].create(name, args, "data", context=context)
+    if not isinstance(data, Data):
+        raise UserError(
+            "data.name", f"data source '{name}' returned {type(data).__name__}, not orchestrator.Data."
+        )
+    context.set_tags(data_source=data.info.get("source", name))
+    return data
+
+
+def configured_stages(cfg: DictConfig) -> list[Stage]:
+    """The enabled entries of ``stages``, in order."""
+    stages = []
+    for index, (name, entry) in enumerate(named_entries(cfg.stages)):
+        kind, args = split_spec(entry, f"stages.{name}", name_field="kind")
+        stages.append(Stage(name=name, kind=kind, args=args, index=index))
+    return stages
+
+
+def run_stage(context: RunContext, stage: Stage) -> None:
+    """Run one stage between its ``before_stage`` and ``after_stage`` hooks."""
+    log.info("Stage %s (%s)", stage.name, stage.kind)
+    context.hook.orchestrator_before_stage(context=context, stage=stage)
+    registry = context.registries["stage"]
+    metrics = registry.create(stage.kind, stage.args, f"stages.{stage.name}", context=context, stage=stage)
+    named = {context.metric_name(stage, name): value for name, value in (metrics or {}).items()}
+    context.record(named)
+    context.hook.orchestrator_after_stage(context=context, stage=stage, metrics=named)
+
+
+def save_model(context: RunContext) -> Path:
+    """Save the trained model as ``model.keras`` in the output folder and hand it to the plugins."""
+    path = context.output_dir / "model.keras"
+    context.model.save(path)
+    context.log_artifact(path, "model")
+    return path
+
+
+def objective(context: RunContext) -> float | None:
+    """The value of ``objective.metric``, or ``None`` (with a warning) when it was not logged."""
+    try:
+        value = context.objective()
+    except UserError as error:
+        log.warning("%s", error)
+        return None
+    log.info("Objective %s = %.6g", context.cfg.objective.metric, value)
+    return value
+
+
+

@@ -1,0 +1,190 @@
+"""The built-in stage kinds around ``Model.fit``, ``evaluate`` and ``predict``.
+
+A stage is a function ``(context, stage, **args) -> dict`` registered through
+``orchestrator_register_stages``, like a third-party stage kind. Its arguments
+come from its entry in the ``stages`` mapping::
+
+    stages:
+      fit: {kind: fit, epochs: 2, validation: validation}
+      test: {kind: evaluate, split: test, batch_size: 128}
+      predict: {kind: predict, split: test, samples: 3}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from orchestrator import hookimpl
+from orchestrator.arrays import is_in_memory, take, unpack
+from orchestrator.errors import UserError
+
+
+def fit(
+    context,
+    stage,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    validation: str | None = "validation",
+    shuffle: bool = True,
+    class_weight: dict | None = None,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+    validation_freq: int = 1,
+) -> dict[str, float]:
+    """Train ``context.model`` with ``Model.fit``; epochs continue across fit stages.
+
+    Args:
+        epochs: epochs to train in this stage (default ``trainer.epochs``).
+        batch_size: for in-memory data (default ``trainer.batch_size``).
+        validation: the split used as ``validation_data`` (``null``: none).
+
+    Example::
+
+        stages: {fit: {kind: fit, epochs: 2}}
+    """
+    from orchestrator.callbacks import build_callbacks
+    from orchestrator.lifecycle_callback import LifecycleCallback
+
+    trainer = context.cfg.trainer
+    epochs = trainer.epochs if epochs is None else epochs
+    if epochs < 0:
+        raise UserError(f"stages.{stage.name}.epochs", f"must be 0 or more, got {epochs}.")
+    train = context.data.split("train")
+    x, y, sample_weight = unpack(train)
+    validation_data = _validation_data(context, stage, validation)
+    callbacks = build_callbacks(context) + [
+        LifecycleCallback(context, stage, checkpoint_every=trainer.checkpoint_every)
+    ]
+    start = context.epochs_done
+    history = context.model.fit(
+        x,
+        y,
+        batch_size=_batch_size(train, batch_size, trainer.batch_size),
+        epochs=start + epochs,
+        initial_epoch=start,
+        verbose=trainer.verbose,
+        callbacks=callbacks,
+        validation_data=validation_data,
+        shuffle=shuffle,
+        class_weight=_class_weight(class_weight),
+        sample_weight=sample_weight,
+        steps_per_epoch=steps_per_epoch,
+        validation_steps=validation_steps,
+        validation_freq=validation_freq,
+    )
+    context.epochs_done = start + len(history.epoch)
+    return {}
+
+
+def evaluate(
+    context, stage, split: str = "test", batch_size: int | None = None, steps: int | None = None
+) -> dict[str, float]:
+    """Evaluate ``context.model`` on a split; returns its metrics (logged as ``<stage>/<name>``).
+
+    Example::
+
+        stages: {test: {kind: evaluate, split: test, batch_size: 128}}
+    """
+    data = _split(context, stage, split)
+    x, y, sample_weight = unpack(data)
+    results = context.model.evaluate(
+        x,
+        y,
+        batch_size=_batch_size(data, batch_size, context.cfg.trainer.batch_size),
+        sample_weight=sample_weight,
+        steps=steps,
+        verbose=context.cfg.trainer.verbose,
+        return_dict=True,
+    )
+    return {name: float(value) for name, value in results.items()}
+
+
+def predict(
+    context,
+    stage,
+    split: str = "test",
+    samples: int | None = None,
+    batch_size: int | None = None,
+    steps: int | None = None,
+) -> dict[str, float]:
+    """Predict on a split (its first ``samples`` when given) and keep the predictions.
+
+    The predictions are written to ``predictions/<stage>.npy`` (and ``.csv`` when
+    they are a table) in the output folder and logged as artifacts.
+
+    Example::
+
+        stages: {predict: {kind: predict, split: test, samples: 3}}
+    """
+    import numpy as np
+
+    data = _split(context, stage, split)
+    x, _, _ = unpack(data)
+    if samples is not None:
+        if not is_in_memory(data):
+            raise UserError(
+                f"stages.{stage.name}.samples",
+                "works on in-memory splits only; use steps for a dataset object.",
+            )
+        x = take(x, samples)
+    predictions = context.model.predict(
+        x,
+        batch_size=_batch_size(data, batch_size, context.cfg.trainer.batch_size),
+        steps=steps,
+        verbose=context.cfg.trainer.verbose,
+    )
+    folder = Path(context.output_dir) / "predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    outputs = predictions if isinstance(predictions, dict) else {"": predictions}
+    for output, values in outputs.items():
+        base = folder / (f"{stage.name}-{output}" if output else stage.name)
+        values = np.asarray(values)
+        np.save(base.with_suffix(".npy"), values)
+        context.log_artifact(base.with_suffix(".npy"), "predictions")
+        if values.ndim <= 2:
+            np.savetxt(base.with_suffix(".csv"), values.reshape(len(values), -1), delimiter=",")
+            context.log_artifact(base.with_suffix(".csv"), "predictions")
+    context.results[stage.name] = predictions
+    return {}
+
+
+def _split(context, stage, split: str | None) -> Any:
+    if split not in ("train", "validation", "test"):
+        raise UserError(
+            f"stages.{stage.name}.split", f"must be train, validation or test, got {split!r}."
+        )
+    data = context.data.split(split)
+    if data is None:
+        source = context.cfg.data.get("name")
+        raise UserError(
+            f"stages.{stage.name}.split",
+            f"the data source '{source}' has no {split} split; choose another split.",
+        )
+    return data
+
+
+def _validation_data(context, stage, validation: str | None) -> Any:
+    if validation is None:
+        return None
+    return _split(context, stage, validation)
+
+
+def _batch_size(split: Any, stage_value: int | None, default: int) -> int | None:
+    """Keras takes a batch size for in-memory data only; datasets batch themselves."""
+    if not is_in_memory(split):
+        return None
+    return default if stage_value is None else stage_value
+
+
+def _class_weight(class_weight: dict | None) -> dict | None:
+    if class_weight is None:
+        return None
+    return {int(label): float(weight) for label, weight in class_weight.items()}
+
+
+@hookimpl
+def orchestrator_register_stages(registry):
+    registry.add("fit", fit)
+    registry.add("evaluate", evaluate)
+    registry.add("predict", predict)

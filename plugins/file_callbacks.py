@@ -1,0 +1,59 @@
+"""Keras callbacks that write files, with relative paths placed in the run's output folder.
+
+``filepath: best.keras`` lands in ``outputs/<date>/<time>/best.keras``, next to
+the run's other files, so that two runs never overwrite each other's files::
+
+    callbacks:
+      checkpoint: {name: model_checkpoint, filepath: "ckpt/{epoch:02d}-{loss:.2f}.keras"}
+      csv: {name: csv_logger, filename: history.csv}
+"""
+
+from pathlib import Path
+
+from orchestrator import hookimpl
+
+
+def in_output_dir(context, path: str, folder: bool = False) -> str:
+    """``path`` unchanged if absolute, else inside ``context.output_dir``.
+
+    The folder it needs is created: ``path`` itself when ``folder``, else its parent.
+    """
+    full = Path(path) if Path(path).is_absolute() else Path(context.output_dir) / path
+    (full if folder else full.parent).mkdir(parents=True, exist_ok=True)
+    return str(full)
+
+
+def model_checkpoint(context, filepath: str = "checkpoints/best.keras", **kwargs):
+    """``keras.callbacks.ModelCheckpoint`` writing under the output folder."""
+    import keras
+
+    return keras.callbacks.ModelCheckpoint(in_output_dir(context, filepath), **kwargs)
+
+
+def csv_logger(context, filename: str = "history.csv", **kwargs):
+    """``keras.callbacks.CSVLogger`` writing under the output folder."""
+    import keras
+
+    return keras.callbacks.CSVLogger(in_output_dir(context, filename), **kwargs)
+
+
+def backup_and_restore(context, backup_dir: str = "backup", **kwargs):
+    """``keras.callbacks.BackupAndRestore`` keeping its backup under the output folder."""
+    import keras
+
+    return keras.callbacks.BackupAndRestore(in_output_dir(context, backup_dir, folder=True), **kwargs)
+
+
+def tensorboard(context, log_dir: str = "tensorboard", **kwargs):
+    """``keras.callbacks.TensorBoard`` logging under the output folder."""
+    import keras
+
+    return keras.callbacks.TensorBoard(in_output_dir(context, log_dir, folder=True), **kwargs)
+
+
+@hookimpl
+def orchestrator_register_callbacks(registry):
+    registry.add("model_checkpoint", model_checkpoint)
+    registry.add("csv_logger", csv_logger)
+    registry.add("backup_and_restore", backup_and_restore)
+    registry.add("tensorboard", tensorboard)

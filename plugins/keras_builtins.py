@@ -1,0 +1,147 @@
+"""Every Keras built-in optimizer, learning-rate schedule, loss, metric and callback, by name.
+
+Names are the snake_case of the Keras class (``RMSprop`` -> ``rmsprop``,
+``KLDivergence`` -> ``kl_divergence``); arguments are the class's own::
+
+    optimizer: {name: sgd, learning_rate: 0.01, momentum: 0.9}
+    optimizer: {name: adam, learning_rate: {name: exponential_decay, initial_learning_rate: 0.1,
+                                            decay_steps: 1000, decay_rate: 0.96}}
+    loss: {name: kl_divergence}
+    metrics: {auc: {name: auc, num_thresholds: 200}}
+
+Keras is imported only when one of them is created. Callbacks that write files
+are in :mod:`orchestrator_plugins.file_callbacks`, which places relative paths in
+the run's output folder.
+"""
+
+from orchestrator import hookimpl
+from orchestrator.lazy import lazy
+
+OPTIMIZERS = {
+    "adadelta": "Adadelta",
+    "adafactor": "Adafactor",
+    "adagrad": "Adagrad",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "adamax": "Adamax",
+    "ftrl": "Ftrl",
+    "lamb": "Lamb",
+    "lion": "Lion",
+    "muon": "Muon",
+    "nadam": "Nadam",
+    "rmsprop": "RMSprop",
+    "sgd": "SGD",
+}
+
+SCHEDULES = {
+    "cosine_decay": "CosineDecay",
+    "cosine_decay_restarts": "CosineDecayRestarts",
+    "exponential_decay": "ExponentialDecay",
+    "inverse_time_decay": "InverseTimeDecay",
+    "piecewise_constant_decay": "PiecewiseConstantDecay",
+    "polynomial_decay": "PolynomialDecay",
+}
+
+LOSSES = {
+    "binary_crossentropy": "BinaryCrossentropy",
+    "binary_focal_crossentropy": "BinaryFocalCrossentropy",
+    "categorical_crossentropy": "CategoricalCrossentropy",
+    "categorical_focal_crossentropy": "CategoricalFocalCrossentropy",
+    "categorical_hinge": "CategoricalHinge",
+    "circle": "Circle",
+    "cosine_similarity": "CosineSimilarity",
+    "ctc": "CTC",
+    "dice": "Dice",
+    "hinge": "Hinge",
+    "huber": "Huber",
+    "kl_divergence": "KLDivergence",
+    "log_cosh": "LogCosh",
+    "mean_absolute_error": "MeanAbsoluteError",
+    "mean_absolute_percentage_error": "MeanAbsolutePercentageError",
+    "mean_squared_error": "MeanSquaredError",
+    "mean_squared_logarithmic_error": "MeanSquaredLogarithmicError",
+    "poisson": "Poisson",
+    "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+    "squared_hinge": "SquaredHinge",
+    "tversky": "Tversky",
+}
+
+METRICS = {
+    "accuracy": "Accuracy",
+    "auc": "AUC",
+    "binary_accuracy": "BinaryAccuracy",
+    "binary_crossentropy": "BinaryCrossentropy",
+    "binary_iou": "BinaryIoU",
+    "categorical_accuracy": "CategoricalAccuracy",
+    "categorical_crossentropy": "CategoricalCrossentropy",
+    "categorical_hinge": "CategoricalHinge",
+    "concordance_correlation": "ConcordanceCorrelation",
+    "cosine_similarity": "CosineSimilarity",
+    "f1_score": "F1Score",
+    "fbeta_score": "FBetaScore",
+    "false_negatives": "FalseNegatives",
+    "false_positives": "FalsePositives",
+    "hinge": "Hinge",
+    "iou": "IoU",
+    "kl_divergence": "KLDivergence",
+    "log_cosh_error": "LogCoshError",
+    "mean": "Mean",
+    "mean_absolute_error": "MeanAbsoluteError",
+    "mean_absolute_percentage_error": "MeanAbsolutePercentageError",
+    "mean_iou": "MeanIoU",
+    "mean_squared_error": "MeanSquaredError",
+    "mean_squared_logarithmic_error": "MeanSquaredLogarithmicError",
+    "one_hot_iou": "OneHotIoU",
+    "one_hot_mean_iou": "OneHotMeanIoU",
+    "pearson_correlation": "PearsonCorrelation",
+    "poisson": "Poisson",
+    "precision": "Precision",
+    "precision_at_recall": "PrecisionAtRecall",
+    "r2_score": "R2Score",
+    "recall": "Recall",
+    "recall_at_precision": "RecallAtPrecision",
+    "root_mean_squared_error": "RootMeanSquaredError",
+    "sensitivity_at_specificity": "SensitivityAtSpecificity",
+    "sparse_categorical_accuracy": "SparseCategoricalAccuracy",
+    "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+    "sparse_top_k_categorical_accuracy": "SparseTopKCategoricalAccuracy",
+    "specificity_at_sensitivity": "SpecificityAtSensitivity",
+    "squared_hinge": "SquaredHinge",
+    "sum": "Sum",
+    "top_k_categorical_accuracy": "TopKCategoricalAccuracy",
+    "true_negatives": "TrueNegatives",
+    "true_positives": "TruePositives",
+}
+
+CALLBACKS = {
+    "early_stopping": "EarlyStopping",
+    "reduce_lr_on_plateau": "ReduceLROnPlateau",
+    "swap_ema_weights": "SwapEMAWeights",
+    "terminate_on_nan": "TerminateOnNaN",
+}
+
+
+def _add_all(registry, module: str, names: dict[str, str]) -> None:
+    for name, class_name in names.items():
+        registry.add(name, lazy(f"{module}.{class_name}"))
+
+
+@hookimpl
+def orchestrator_register_optimizers(registry):
+    _add_all(registry, "keras.optimizers", OPTIMIZERS)
+    _add_all(registry, "keras.optimizers.schedules", SCHEDULES)
+
+
+@hookimpl
+def orchestrator_register_losses(registry):
+    _add_all(registry, "keras.losses", LOSSES)
+
+
+@hookimpl
+def orchestrator_register_metrics(registry):
+    _add_all(registry, "keras.metrics", METRICS)
+
+
+@hookimpl
+def orchestrator_register_callbacks(registry):
+    _add_all(registry, "keras.callbacks", CALLBACKS)

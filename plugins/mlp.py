@@ -1,0 +1,54 @@
+"""The model builder ``mlp``: the Keras guide's functional multi-layer perceptron.
+
+With the defaults and MNIST it is the guide's model exactly::
+
+    inputs = keras.Input(shape=(784,), name="digits")
+    x = layers.Dense(64, activation="relu", name="dense_1")(inputs)
+    x = layers.Dense(64, activation="relu", name="dense_2")(x)
+    outputs = layers.Dense(10, activation="softmax", name="predictions")(x)
+
+Config::
+
+    model: {name: mlp, hidden_units: [64, 64], activation: relu}
+"""
+
+from orchestrator import hookimpl
+from orchestrator.errors import UserError
+
+
+def mlp(
+    context,
+    hidden_units: list[int] = (64, 64),
+    activation: str = "relu",
+    input_name: str = "digits",
+    output_name: str = "predictions",
+    output_activation: str = "softmax",
+    input_shape: list[int] | None = None,
+    num_classes: int | None = None,
+):
+    """A functional MLP; input shape and class count default to the data source's ``info``.
+
+    Hidden layers are named ``dense_1``, ``dense_2``, ...
+    """
+    import keras
+
+    info = context.data.info if context is not None and context.data is not None else {}
+    input_shape = tuple(input_shape or info.get("input_shape") or ())
+    num_classes = num_classes or info.get("num_classes")
+    if not input_shape:
+        raise UserError("model.input_shape", "the data source gives no input shape; set it here.")
+    if not num_classes:
+        raise UserError("model.num_classes", "the data source gives no class count; set it here.")
+    if any(int(units) < 1 for units in hidden_units):
+        raise UserError("model.hidden_units", f"every width must be 1 or more, got {hidden_units}.")
+    inputs = keras.Input(shape=input_shape, name=input_name)
+    x = inputs
+    for index, units in enumerate(hidden_units, start=1):
+        x = keras.layers.Dense(int(units), activation=activation, name=f"dense_{index}")(x)
+    outputs = keras.layers.Dense(num_classes, activation=output_activation, name=output_name)(x)
+    return keras.Model(inputs=inputs, outputs=outputs)
+
+
+@hookimpl
+def orchestrator_register_model_builders(registry):
+    registry.add("mlp", mlp)

@@ -1,0 +1,216 @@
+"""The data sources ``mnist`` and ``fashion_mnist``, prepared as the Keras guide does.
+
+Images are flattened to 784 float32 values in [0, 1], labels are float32 class
+numbers (or one-hot rows with ``one_hot: true``), and the validation split is the
+last ``validation_size`` training samples::
+
+    data: {name: mnist, validation_size: 10000}
+    data: {name: fashion_mnist, path: /usr/share/datasets/fashion-mnist}
+
+Where the data comes from (``source``):
+
+* ``auto`` (default): ``path`` if given, else the Keras loader (its cache in
+  ``~/.keras/datasets``, else a download with checksum); for ``mnist`` with
+  neither, the shipped MNIST test split (below), with a loud warning. For
+  ``fashion_mnist``, Debian's ``dataset-fashion-mnist`` files come before the
+  Keras loader.
+* ``path``: a Keras ``.npz`` (``x_train``, ``y_train``, ``x_test``, ``y_test``)
+  or a folder of the four IDX files (``train-images-idx3-ubyte[.gz]`` ...).
+* ``keras``, ``debian``, ``bundled``: that source only.
+
+The bundled MNIST split: the project ships the real 10,000-image MNIST test
+set (``plugins/data/mnist``, CC BY-SA 3.0, see ATTRIBUTION.md); offline it
+becomes train = images 0-5,999, validation = 6,000-7,999, test = 8,000-9,999
+(``validation_size`` does not apply). The run is tagged ``data.source=bundled``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from orchestrator import hookimpl
+from orchestrator.data import Data
+from orchestrator.errors import UserError
+
+log = logging.getLogger("orchestrator.data")
+
+BUNDLED_MNIST = Path(__file__).parent / "data" / "mnist"
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+NUM_CLASSES = 10
+SOURCES = ("auto", "path", "keras", "debian", "bundled")
+
+
+def mnist(
+    path: str | None = None,
+    source: str = "auto",
+    validation_size: int = 10000,
+    one_hot: bool = False,
+) -> Data:
+    """MNIST digits (see the module docstring for ``source``)."""
+    _check(source, validation_size, allowed=("auto", "path", "keras", "bundled"))
+    if source == "bundled":
+        return _bundled_mnist(one_hot)
+    try:
+        arrays, used = _load(path, source, "mnist", debian=None)
+    except UserError:
+        if source != "auto" or path is not None:
+            raise
+        return _bundled_mnist(one_hot)
+    return _guide_splits(*arrays, validation_size, one_hot, used)
+
+
+def fashion_mnist(
+    path: str | None = None,
+    source: str = "auto",
+    validation_size: int = 10000,
+    one_hot: bool = False,
+) -> Data:
+    """Fashion-MNIST (see the module docstring for ``source``)."""
+    _check(source, validation_size, allowed=("auto", "path", "keras", "debian"))
+    arrays, used = _load(path, source, "fashion_mnist", debian=DEBIAN_FASHION_MNIST)
+    return _guide_splits(*arrays, validation_size, one_hot, used)
+
+
+def _check(source: str, validation_size: int, allowed: tuple[str, ...]) -> None:
+    if source not in allowed:
+        raise UserError("data.source", f"must be one of {', '.join(allowed)}; got {source!r}.")
+    if validation_size < 0:
+        raise UserError("data.validation_size", f"must be 0 or more, got {validation_size}.")
+
+
+def _load(path, source, dataset, debian):
+    """``((x_train, y_train, x_test, y_test), source used)``."""
+    if path is not None or source == "path":
+        if path is None:
+            raise UserError("data.path", "source=path needs data.path (an .npz file or IDX folder).")
+        return _from_path(Path(path)), f"path:{path}"
+    if debian is not None and source in ("auto", "debian"):
+        if _has_idx_files(debian):
+            return _from_idx_folder(debian), "debian"
+        if source == "debian":
+            raise UserError(
+                "data.source",
+                f"no Fashion-MNIST files in {debian}; install Debian's dataset-fashion-mnist "
+                "or use source=keras.",
+            )
+    return _from_keras(dataset), "keras"
+
+
+def _from_path(path: Path):
+    if not path.exists():
+        raise UserError("data.path", f"{path} does not exist; give an .npz file or an IDX folder.")
+    if path.is_dir():
+        if not _has_idx_files(path):
+            names = ", ".join(f"{n}[.gz]" for n in IDX_FILES.values())
+            raise UserError("data.path", f"{path} lacks the IDX files; expected {names}.")
+        return _from_idx_folder(path)
+    try:
+        with np.load(path) as npz:
+            return tuple(npz[key] for key in IDX_FILES)
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(
+            "data.path",
+            f"{path} is not a Keras dataset .npz with x_train, y_train, x_test, y_test ({error}).",
+        ) from None
+
+
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / f"{stem}.gz", folder / stem):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _has_idx_files(folder: Path) -> bool:
+    return all(_idx_file(folder, stem) is not None for stem in IDX_FILES.values())
+
+
+def _from_idx_folder(folder: Path):
+    from orchestrator_plugins.idx import read_idx
+
+    return tuple(read_idx(_idx_file(folder, stem)) for stem in IDX_FILES.values())
+
+
+def _from_keras(dataset: str):
+    import keras
+
+    loader = getattr(keras.datasets, dataset)
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as error:
+        raise UserError(
+            "data.source",
+            f"the Keras loader could not get {dataset} ({error}); give data.path, or "
+            "check the network and ~/.keras/datasets.",
+        ) from None
+    return x_train, y_train, x_test, y_test
+
+
+def _bundled_mnist(one_hot: bool) -> Data:
+    log.warning(
+        "MNIST: no local path and the Keras loader cannot get mnist.npz (offline, no cache). "
+        "Using the 10,000-image MNIST test split shipped with the project: "
+        "6,000 train / 2,000 validation / 2,000 test. Give data.path for the full data set."
+    )
+    from orchestrator_plugins.idx import read_idx
+
+    images = _prepare_images(read_idx(BUNDLED_MNIST / "t10k-images-idx3-ubyte.gz"))
+    labels = _prepare_labels(read_idx(BUNDLED_MNIST / "t10k-labels-idx1-ubyte.gz"), one_hot)
+    return Data(
+        train=(images[:6000], labels[:6000]),
+        validation=(images[6000:8000], labels[6000:8000]),
+        test=(images[8000:], labels[8000:]),
+        info=_info("bundled"),
+    )
+
+
+def _guide_splits(x_train, y_train, x_test, y_test, validation_size, one_hot, source) -> Data:
+    """The guide's preprocessing, and validation = the last ``validation_size`` training samples."""
+    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise UserError("data.path", "images and labels differ in count; the files do not match.")
+    if validation_size >= len(x_train):
+        raise UserError(
+            "data.validation_size",
+            f"is {validation_size} but there are only {len(x_train)} training samples.",
+        )
+    x_train, x_test = _prepare_images(x_train), _prepare_images(x_test)
+    y_train, y_test = _prepare_labels(y_train, one_hot), _prepare_labels(y_test, one_hot)
+    cut = len(x_train) - validation_size
+    validation = (x_train[cut:], y_train[cut:]) if validation_size else None
+    log.info("Data: %s (%s)", source, f"{cut} train, {validation_size} validation, {len(x_test)} test")
+    return Data(
+        train=(x_train[:cut], y_train[:cut]),
+        validation=validation,
+        test=(x_test, y_test),
+        info=_info(source),
+    )
+
+
+def _prepare_images(images):
+    return images.reshape(len(images), -1).astype("float32") / 255
+
+
+def _prepare_labels(labels, one_hot: bool):
+    labels = labels.astype("float32")
+    if one_hot:
+        return np.eye(NUM_CLASSES, dtype="float32")[labels.astype(int)]
+    return labels
+
+
+def _info(source: str) -> dict:
+    return {"input_shape": (784,), "num_classes": NUM_CLASSES, "source": source}
+
+
+@hookimpl
+def orchestrator_register_data_sources(registry):
+    registry.add("mnist", mnist)
+    registry.add("fashion_mnist", fashion_mnist)
