@@ -1,0 +1,64 @@
+"""Shared fixtures: run the real CLI in a subprocess and read the real MLflow store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: Overrides that keep a plumbing test's training tiny: one epoch of a few steps.
+TINY = ["trainer.epochs=1", "+stages.fit.steps_per_epoch=5"]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for a CLI subprocess: quiet TensorFlow, no inherited tracking URI."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR")}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}, **extra)
+    return env
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """``python -m orchestrator *args`` in ``cwd``; output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=cwd,
+        env=env if env is not None else cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def store_uri(folder: Path) -> str:
+    """The tracking URI the CLI uses by default when run in ``folder``."""
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def mlflow_client(folder: Path):
+    """An ``MlflowClient`` on the default store of ``folder``."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=store_uri(folder))
+
+
+def only_run(folder: Path, experiment: str):
+    """The single run of ``experiment`` in the store of ``folder`` (fails if not exactly one)."""
+    client = mlflow_client(folder)
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no experiment {experiment!r} in {folder}"
+    runs = client.search_runs([found.experiment_id])
+    assert len(runs) == 1, f"expected one run, found {len(runs)}"
+    return runs[0]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """An empty folder to run the CLI in (its mlflow.db and outputs/ land here)."""
+    return tmp_path
