@@ -205,4 +205,3 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
         else:
             flat[full] = value
     return flat
-

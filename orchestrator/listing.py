@@ -11,10 +11,13 @@ from __future__ import annotations
 
 def print_plugins(manager) -> None:
     """Print the registries of ``manager`` (a :class:`~orchestrator.plugins.PluginManager`)."""
-    print("Plugins: " + ", ".join(
-        f"{name} ({manager.distributions.get(name) or 'registered directly'})"
-        for name in manager.plugin_names()
-    ))
+    print(
+        "Plugins: "
+        + ", ".join(
+            f"{name} ({manager.distributions.get(name) or 'registered directly'})"
+            for name in manager.plugin_names()
+        )
+    )
     for kind, registry in manager.registries.items():
         print(f"\n{kind} ({len(registry)})")
         width = max((len(name) for name in registry.names()), default=0)

@@ -63,8 +63,10 @@ def make_metrics(context) -> list | dict:
     for label, entry in named_entries(context.cfg.metrics):
         key = f"metrics.{label}"
         output = entry.pop("output", None) if isinstance(entry, dict) else None
-        metric = entry if isinstance(entry, str) else registry.create(
-            *split_spec(entry, key), key, context=context
+        metric = (
+            entry
+            if isinstance(entry, str)
+            else registry.create(*split_spec(entry, key), key, context=context)
         )
         (per_output.setdefault(output, []) if output else plain).append(metric)
     if per_output and plain:

@@ -148,13 +148,9 @@ class Registry:
                     f"{self.kind} '{entry.name}' takes no argument '{arg}'."
                     f"{closest(arg, accepted)} Accepted: {choices_text(accepted)}.",
                 )
-        missing = [
-            n for n in accepted if params[n].default is inspect.Parameter.empty and n not in args
-        ]
+        missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in args]
         if missing:
-            raise UserError(
-                key, f"{self.kind} '{entry.name}' needs the argument(s): {', '.join(missing)}."
-            )
+            raise UserError(key, f"{self.kind} '{entry.name}' needs the argument(s): {', '.join(missing)}.")
 
     def create(self, name: str, args: Mapping[str, Any], key: str, **injected: Any) -> Any:
         """Call the factory registered as ``name`` with ``args``.

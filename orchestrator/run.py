@@ -106,6 +106,8 @@ def run_stage(context: RunContext, stage: Stage) -> None:
     metrics = registry.create(stage.kind, stage.args, f"stages.{stage.name}", context=context, stage=stage)
     named = {context.metric_name(stage, name): value for name, value in (metrics or {}).items()}
     context.record(named)
+    if named:
+        log.info("Results of %s: %s", stage.name, "  ".join(f"{n}={v:.4g}" for n, v in named.items()))
     context.hook.orchestrator_after_stage(context=context, stage=stage, metrics=named)
 
 
@@ -126,6 +128,3 @@ def objective(context: RunContext) -> float | None:
         return None
     log.info("Objective %s = %.6g", context.cfg.objective.metric, value)
     return value
-
-
-

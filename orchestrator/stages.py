@@ -151,9 +151,7 @@ def predict(
 
 def _split(context, stage, split: str | None) -> Any:
     if split not in ("train", "validation", "test"):
-        raise UserError(
-            f"stages.{stage.name}.split", f"must be train, validation or test, got {split!r}."
-        )
+        raise UserError(f"stages.{stage.name}.split", f"must be train, validation or test, got {split!r}.")
     data = context.data.split(split)
     if data is None:
         source = context.cfg.data.get("name")

@@ -124,10 +124,23 @@ class MlflowTracker:
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
             self._log_error(context, error)
         self.client.set_terminated(self.run_id, status=status)
-        log.info("MLflow run %s ended %s", self.run_id, status)
+        log.info("MLflow run %s ended %s. %s", self.run_id, status, self._review_hint(context))
         self.run_id = None
 
     # -- helpers ------------------------------------------------------------------
+
+    def _review_hint(self, context) -> str:
+        """How to open this run in the MLflow UI."""
+        run = self.client.get_run(self.run_id)
+        page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{self.run_id}"
+        uri = context.tracking_uri
+        if uri == tracking_uri(None) and "MLFLOW_TRACKING_URI" not in os.environ:
+            command = "mlflow ui --host 127.0.0.1"
+        elif uri.startswith(("http://", "https://")):
+            return f"Review it at {uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{self.run_id}"
+        else:
+            command = f"mlflow ui --host 127.0.0.1 --backend-store-uri {uri}"
+        return f"Review it: run `{command}` in {Path.cwd()} and open {page}"
 
     def _experiment_id(self, name: str) -> str:
         experiment = self.client.get_experiment_by_name(name)

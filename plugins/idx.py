@@ -36,7 +36,5 @@ def read_idx(path: Path | str, key: str = "data.path"):
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape))
     if len(raw) != expected:
-        raise UserError(
-            key, f"{path} is truncated or corrupt: {len(raw)} bytes, the header says {expected}."
-        )
+        raise UserError(key, f"{path} is truncated or corrupt: {len(raw)} bytes, the header says {expected}.")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
