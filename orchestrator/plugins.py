@@ -40,7 +40,9 @@ class PluginManager:
         self.pm = pm
         self.hook = pm.hook
         self.distributions = distributions
-        self.registries: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
+        self.registries: dict[str, Registry] = {
+            kind: Registry(kind, name_field="kind" if kind == "stage" else "name") for kind in KINDS
+        }
         for kind, hook_name in KINDS.items():
             self._collect(self.registries[kind], hook_name)
 

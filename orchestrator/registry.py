@@ -68,10 +68,12 @@ class Registry:
 
     Args:
         kind: the kind in words, as messages use it (``"loss"``, ``"data_source"``).
+        name_field: the config field that selects an entry (``name``; ``kind`` for stages).
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, name_field: str = "name"):
         self.kind = kind
+        self.name_field = name_field
         self._entries: dict[str, Entry] = {}
         self._plugin = "<direct>"
         self._distribution: str | None = None
@@ -119,7 +121,7 @@ class Registry:
         """The entry for ``name``; ``key`` is the config node that named it (``"data"``)."""
         if not isinstance(name, str) or name not in self._entries:
             raise UnknownPluginError(
-                f"{key}.name",
+                f"{key}.{self.name_field}",
                 f"unknown {self.kind} {name!r}.{closest(name, self._entries)} "
                 f"Registered: {choices_text(self._entries)}.",
             )

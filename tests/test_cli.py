@@ -1,0 +1,91 @@
+"""The command line: clear errors without tracebacks, light start-up, plugin listing."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import cli_env, mlflow_client, only_run, run_cli
+
+HEAVY = ("tensorflow", "keras", "mlflow")
+
+
+def assert_clear_error(result, *words):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 12
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ("data.name=mnsit", ["data.name", "mnsit", "Did you mean 'mnist'?", "fashion_mnist"]),
+        ("data=mnsit", ["data/mnsit", "fashion_mnist"]),
+        ("sed=1", ["sed"]),
+        ("seed=abc", ["seed", "abc", "Integer"]),
+        ("deterministic=maybe", ["deterministic", "maybe", "bool"]),
+        ("+data.vaildation_size=3", ["data.vaildation_size", "Did you mean 'validation_size'?"]),
+        ("trainer.batch_size=0", ["trainer.batch_size", "1 or more"]),
+    ],
+)
+def test_a_user_error_is_one_short_message_without_traceback(workdir, override, words):
+    result = run_cli("+experiment=mnist", override, cwd=workdir)
+    assert_clear_error(result, *words)
+    assert not (workdir / "mlflow.db").exists(), "no run may start for an invalid config"
+
+
+def test_hydra_full_error_shows_the_traceback(workdir):
+    result = run_cli("+experiment=mnist", "data.name=mnsit", cwd=workdir, env=cli_env(HYDRA_FULL_ERROR="1"))
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "UnknownPluginError" in result.stderr
+
+
+def test_a_missing_data_file_fails_the_started_run_with_the_error_recorded(workdir):
+    result = run_cli("+experiment=mnist", "data.path=/no/such/mnist.npz", cwd=workdir)
+    assert_clear_error(result, "data.path", "/no/such/mnist.npz")
+    run = only_run(workdir, "mnist")
+    assert run.info.status == "FAILED"
+    assert "/no/such/mnist.npz" in run.data.tags["orchestrator.error"]
+    artifacts = [a.path for a in mlflow_client(workdir).list_artifacts(run.info.run_id)]
+    assert "error.txt" in artifacts
+
+
+@pytest.mark.parametrize("args", [["+experiment=mnist", "--cfg", "job"], ["--help"], ["plugins"]])
+def test_start_up_paths_never_import_tensorflow_keras_or_mlflow(workdir, args):
+    script = (
+        "import sys\n"
+        f"sys.argv = ['orchestrator', *{args!r}]\n"
+        "from orchestrator.__main__ import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=workdir, env=cli_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+
+
+def test_plugins_lists_every_kind_with_its_distribution(workdir):
+    result = run_cli("plugins", cwd=workdir)
+    assert result.returncode == 0
+    for kind in ("data_source", "model_builder", "optimizer", "loss", "metric", "callback", "stage"):
+        assert f"\n{kind} (" in result.stdout
+    assert "mnist  plugin 'mnist' (keras-orchestrator)" in result.stdout
+    assert "fit       plugin 'stages' (keras-orchestrator)" in result.stdout
+
+
+def test_a_blocked_plugin_is_not_loaded(workdir):
+    env = cli_env(ORCHESTRATOR_DISABLE_PLUGINS="mnist")
+    listing = run_cli("plugins", cwd=workdir, env=env)
+    assert "plugin 'mnist'" not in listing.stdout
+    result = run_cli("+experiment=mnist", cwd=workdir, env=env)
+    assert_clear_error(result, "data.name", "unknown data_source 'mnist'")
+
+
+def test_tracing_prints_hook_calls(workdir):
+    result = run_cli("plugins", cwd=workdir, env=cli_env(ORCHESTRATOR_TRACE_HOOKS="1"))
+    assert result.returncode == 0
+    assert "orchestrator_register_losses <- keras_builtins" in result.stderr

@@ -1,0 +1,97 @@
+"""The registry: names to factories, duplicate and unknown names, argument checks."""
+
+import pytest
+
+from orchestrator.errors import UserError
+from orchestrator.lazy import lazy
+from orchestrator.registry import DuplicatePluginError, Registry, UnknownPluginError
+
+
+def scaled(scale: float = 1.0, offset: float = 0.0):
+    return ("scaled", scale, offset)
+
+
+def needs_context(context, size: int = 3):
+    return (context, size)
+
+
+def make_registry() -> Registry:
+    registry = Registry("loss")
+    with registry.registering("first_plugin", "first-dist"):
+        registry.add("scaled", scaled)
+        registry.add("with_context", needs_context)
+    return registry
+
+
+def test_create_calls_the_factory_with_the_config_arguments():
+    assert make_registry().create("scaled", {"scale": 2.0}, key="loss") == ("scaled", 2.0, 0.0)
+
+
+def test_a_duplicate_name_names_both_plugins():
+    registry = make_registry()
+    with registry.registering("second_plugin", "second-dist"):
+        with pytest.raises(DuplicatePluginError) as caught:
+            registry.add("scaled", scaled)
+    message = str(caught.value)
+    assert "first_plugin" in message and "second_plugin" in message
+    assert "first-dist" in message and "second-dist" in message
+
+
+def test_an_unknown_name_lists_the_registered_ones_and_suggests_the_closest():
+    with pytest.raises(UnknownPluginError) as caught:
+        make_registry().get("scaeld", key="loss")
+    assert caught.value.key == "loss.name"
+    assert "Did you mean 'scaled'?" in str(caught.value)
+    assert "scaled, with_context" in str(caught.value)
+
+
+def test_a_misspelt_argument_is_caught_before_the_factory_runs():
+    with pytest.raises(UserError) as caught:
+        make_registry().check("scaled", {"scael": 2.0}, key="loss")
+    assert caught.value.key == "loss.scael"
+    assert "Did you mean 'scale'?" in str(caught.value)
+    assert "Accepted: offset, scale" in str(caught.value)
+
+
+def test_context_is_passed_only_to_factories_that_declare_it():
+    registry = make_registry()
+    assert registry.create("with_context", {"size": 5}, key="loss", context="ctx") == ("ctx", 5)
+    assert registry.create("scaled", {}, key="loss", context="ctx") == ("scaled", 1.0, 0.0)
+
+
+def test_context_is_not_an_argument_the_config_may_set():
+    with pytest.raises(UserError):
+        make_registry().check("with_context", {"context": 1}, key="loss")
+
+
+def test_a_factory_error_names_the_key_and_the_plugin():
+    def broken():
+        raise RuntimeError("boom")
+
+    registry = Registry("metric")
+    with registry.registering("bad_plugin"):
+        registry.add("broken", broken)
+    with pytest.raises(UserError) as caught:
+        registry.create("broken", {}, key="metrics.broken")
+    assert caught.value.key == "metrics.broken"
+    assert "bad_plugin" in str(caught.value) and "RuntimeError: boom" in str(caught.value)
+
+
+def test_a_non_callable_factory_is_refused():
+    with pytest.raises(UserError):
+        Registry("loss").add("oops", 42)
+
+
+def test_lazy_factories_import_their_target_only_when_called():
+    registry = Registry("metric")
+    registry.add("mean", lazy("statistics.mean"))
+    registry.check("mean", {"anything": 1}, key="metrics.mean")  # not imported: no signature check
+    assert registry.create("mean", {"data": [1, 2, 3]}, key="metrics.mean") == 2
+
+
+def test_lazy_factories_check_arguments_once_imported():
+    registry = Registry("metric")
+    registry.add("fraction", lazy("fractions.Fraction"))
+    with pytest.raises(UserError) as caught:
+        registry.create("fraction", {"numeratr": 1}, key="metrics.f")
+    assert "Did you mean 'numerator'?" in str(caught.value)
