@@ -33,6 +33,7 @@ class TrainerConfig:
     steps_per_execution: int = 1
     run_eagerly: bool = False
     checkpoint_every: int = 1
+    limit_batches: int | None = None
 
 
 @dataclass
@@ -155,6 +156,8 @@ def _check_ranges(cfg: DictConfig) -> None:
             "trainer.checkpoint_every",
             f"must be 0 (no checkpoints) or a number of epochs, got {trainer.checkpoint_every}.",
         )
+    if trainer.limit_batches is not None and trainer.limit_batches < 1:
+        raise UserError("trainer.limit_batches", f"must be null or 1 or more, got {trainer.limit_batches}.")
     if cfg.deterministic and cfg.seed is None:
         raise UserError("seed", "deterministic=true needs a seed; set seed=<int> as well.")
     if cfg.objective.direction not in ("minimize", "maximize"):

@@ -69,8 +69,8 @@ def fit(
         shuffle=shuffle,
         class_weight=_class_weight(class_weight),
         sample_weight=sample_weight,
-        steps_per_epoch=steps_per_epoch,
-        validation_steps=validation_steps,
+        steps_per_epoch=_steps(context, steps_per_epoch),
+        validation_steps=_steps(context, validation_steps) if validation_data is not None else None,
         validation_freq=validation_freq,
     )
     context.epochs_done = start + len(history.epoch)
@@ -93,7 +93,7 @@ def evaluate(
         y,
         batch_size=_batch_size(data, batch_size, context.cfg.trainer.batch_size),
         sample_weight=sample_weight,
-        steps=steps,
+        steps=_steps(context, steps),
         verbose=context.cfg.trainer.verbose,
         return_dict=True,
     )
@@ -131,7 +131,7 @@ def predict(
     predictions = context.model.predict(
         x,
         batch_size=_batch_size(data, batch_size, context.cfg.trainer.batch_size),
-        steps=steps,
+        steps=None if samples is not None else _steps(context, steps),
         verbose=context.cfg.trainer.verbose,
     )
     folder = Path(context.output_dir) / "predictions"
@@ -173,6 +173,11 @@ def _batch_size(split: Any, stage_value: int | None, default: int) -> int | None
     if not is_in_memory(split):
         return None
     return default if stage_value is None else stage_value
+
+
+def _steps(context, stage_value: int | None) -> int | None:
+    """A stage's own step count, else ``trainer.limit_batches`` (``None``: the whole split)."""
+    return context.cfg.trainer.limit_batches if stage_value is None else stage_value
 
 
 def _class_weight(class_weight: dict | None) -> dict | None:

@@ -18,7 +18,7 @@ from orchestrator.errors import UserError
 
 def mlp(
     context,
-    hidden_units: list[int] = (64, 64),
+    hidden_units: tuple[int, ...] | list[int] = (64, 64),
     activation: str = "relu",
     input_name: str = "digits",
     output_name: str = "predictions",
@@ -33,15 +33,15 @@ def mlp(
     import keras
 
     info = context.data.info if context is not None and context.data is not None else {}
-    input_shape = tuple(input_shape or info.get("input_shape") or ())
+    shape = tuple(input_shape or info.get("input_shape") or ())
     num_classes = num_classes or info.get("num_classes")
-    if not input_shape:
+    if not shape:
         raise UserError("model.input_shape", "the data source gives no input shape; set it here.")
     if not num_classes:
         raise UserError("model.num_classes", "the data source gives no class count; set it here.")
     if any(int(units) < 1 for units in hidden_units):
         raise UserError("model.hidden_units", f"every width must be 1 or more, got {hidden_units}.")
-    inputs = keras.Input(shape=input_shape, name=input_name)
+    inputs = keras.Input(shape=shape, name=input_name)
     x = inputs
     for index, units in enumerate(hidden_units, start=1):
         x = keras.layers.Dense(int(units), activation=activation, name=f"dense_{index}")(x)

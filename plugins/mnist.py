@@ -65,7 +65,7 @@ def mnist(
         if source != "auto" or path is not None:
             raise
         return _bundled_mnist(one_hot)
-    return _guide_splits(*arrays, validation_size, one_hot, used)
+    return _guide_splits(arrays, validation_size, one_hot, used)
 
 
 def fashion_mnist(
@@ -77,7 +77,7 @@ def fashion_mnist(
     """Fashion-MNIST (see the module docstring for ``source``)."""
     _check(source, validation_size, allowed=("auto", "path", "keras", "debian"))
     arrays, used = _load(path, source, "fashion_mnist", debian=DEBIAN_FASHION_MNIST)
-    return _guide_splits(*arrays, validation_size, one_hot, used)
+    return _guide_splits(arrays, validation_size, one_hot, used)
 
 
 def _check(source: str, validation_size: int, allowed: tuple[str, ...]) -> None:
@@ -173,8 +173,12 @@ def _bundled_mnist(one_hot: bool) -> Data:
     )
 
 
-def _guide_splits(x_train, y_train, x_test, y_test, validation_size, one_hot, source) -> Data:
-    """The guide's preprocessing, and validation = the last ``validation_size`` training samples."""
+def _guide_splits(arrays, validation_size, one_hot, source) -> Data:
+    """The guide's preprocessing, and validation = the last ``validation_size`` training samples.
+
+    ``arrays`` is ``(x_train, y_train, x_test, y_test)`` as the Keras loaders return them.
+    """
+    x_train, y_train, x_test, y_test = arrays
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise UserError("data.path", "images and labels differ in count; the files do not match.")
     if validation_size >= len(x_train):

@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 #: Overrides that keep a plumbing test's training tiny: one epoch of a few steps.
-TINY = ["trainer.epochs=1", "+stages.fit.steps_per_epoch=5"]
+TINY = ["trainer.epochs=1", "trainer.limit_batches=5"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -1,0 +1,62 @@
+"""Task sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``smoke``, ``bench``.
+
+The sessions run in the current environment (``pip install -e '.[dev]'`` first)
+instead of building a virtualenv each: TensorFlow alone is over 500 MB, and
+reinstalling it per session would cost more than the sessions themselves. Pass
+``--force-venv-backend venv`` for isolated environments.
+"""
+
+import tempfile
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "tests"]
+
+ROOT = Path(__file__).parent
+
+#: Overrides that make any preset tiny: one epoch of two batches.
+SMOKE_OVERRIDES = ["trainer.epochs=1", "trainer.limit_batches=2"]
+
+
+@nox.session
+def tests(session):
+    """The test suite (what CI runs)."""
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session):
+    """ruff: lint and formatting."""
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session):
+    """mypy on the host package and the built-in plugins."""
+    session.run("mypy", "orchestrator", "plugins", *session.posargs)
+
+
+@nox.session
+def smoke(session):
+    """Every experiment preset, one tiny job each, as one Hydra multirun."""
+    with tempfile.TemporaryDirectory() as folder:
+        session.chdir(folder)
+        session.run(
+            "python",
+            "-m",
+            "orchestrator",
+            "-m",
+            "+experiment=glob(*)",
+            *SMOKE_OVERRIDES,
+            *session.posargs,
+            env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+
+
+@nox.session
+def bench(session):
+    """Benchmarks against plain Keras; writes BENCHMARKS.md."""
+    session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)
