@@ -63,7 +63,7 @@ class Config:
 
     data: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
-    optimizer: dict[str, Any] = field(default_factory=dict)
+    optimizer: Any = field(default_factory=dict)
     loss: Any = None
     loss_weights: Any = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -172,6 +172,9 @@ def _check_spec(node: Any, key: str, registry: Any) -> None:
 
 
 def _check_optimizer(node: Any, registry: Any) -> None:
+    """An optimizer is a Keras string id (``rmsprop``) or a spec whose learning rate may be a schedule."""
+    if isinstance(node, str):
+        return
     name, args = split_spec(node, "optimizer")
     learning_rate = args.get("learning_rate")
     if is_spec(learning_rate):

@@ -31,8 +31,13 @@ def build_model(context) -> Any:
 
 
 def make_optimizer(context, node: Any = None) -> Any:
-    """The optimizer of ``node`` (default: ``optimizer``), with its learning-rate schedule."""
+    """The optimizer of ``node`` (default: ``optimizer``), with its learning-rate schedule.
+
+    A string (``"rmsprop"``) is a Keras identifier and goes to ``compile`` as is.
+    """
     node = to_python(context.cfg.optimizer if node is None else node)
+    if isinstance(node, str):
+        return node
     name, args = split_spec(node, "optimizer")
     registry = context.registries["optimizer"]
     if is_spec(args.get("learning_rate")):

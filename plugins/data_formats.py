@@ -1,0 +1,1 @@
+"""Built-in plugins of the Keras guide (data_formats); being filled in."""
