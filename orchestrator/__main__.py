@@ -62,6 +62,20 @@ def hydra_main(cfg: DictConfig) -> float | None:
         raise SystemExit(EXIT_USER_ERROR) from None
 
 
+def register_searchpath_plugin() -> None:
+    """Make sure Hydra uses the plugins' config folders.
+
+    Hydra finds its plugins by scanning the ``hydra_plugins`` namespace package,
+    which an editable install does not always expose; registering the class
+    directly works in every kind of install (Hydra ignores a second registration).
+    """
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.orchestrator_searchpath import OrchestratorSearchPathPlugin
+
+    Plugins.instance().register(OrchestratorSearchPathPlugin)
+
+
 def main() -> None:
     """Entry point of ``python -m orchestrator`` and the ``orchestrator`` command."""
     try:
@@ -79,6 +93,7 @@ def main() -> None:
         report(error)
         raise SystemExit(EXIT_USER_ERROR) from None
     register_schema()
+    register_searchpath_plugin()
     hydra_main()
 
 

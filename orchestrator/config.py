@@ -139,6 +139,8 @@ def validate(cfg: DictConfig, registries: Mapping[str, Any]) -> None:
     for label, entry in stages:
         kind, args = split_spec(entry, f"stages.{label}", name_field="kind")
         registries["stage"].check(kind, args, f"stages.{label}")
+        if args.get("optimizer") is not None:
+            _check_optimizer(args["optimizer"], registries["optimizer"], f"stages.{label}.optimizer")
 
 
 def _check_ranges(cfg: DictConfig) -> None:
@@ -171,16 +173,16 @@ def _check_spec(node: Any, key: str, registry: Any) -> None:
     registry.check(name, args, key)
 
 
-def _check_optimizer(node: Any, registry: Any) -> None:
+def _check_optimizer(node: Any, registry: Any, key: str = "optimizer") -> None:
     """An optimizer is a Keras string id (``rmsprop``) or a spec whose learning rate may be a schedule."""
     if isinstance(node, str):
         return
-    name, args = split_spec(node, "optimizer")
+    name, args = split_spec(node, key)
     learning_rate = args.get("learning_rate")
     if is_spec(learning_rate):
-        _check_spec(learning_rate, "optimizer.learning_rate", registry)
+        _check_spec(learning_rate, f"{key}.learning_rate", registry)
         args = {**args, "learning_rate": 0.0}
-    registry.check(name, args, "optimizer")
+    registry.check(name, args, key)
 
 
 def _check_loss(node: Any, key: str, registry: Any) -> None:

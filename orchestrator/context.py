@@ -47,20 +47,21 @@ class RunContext:
         overrides: the job's command-line overrides (``["seed=7"]``).
     """
 
-    cfg: DictConfig
-    hook: Any
-    registries: dict[str, Any]
+    cfg: DictConfig = field(repr=False)
+    hook: Any = field(repr=False)
+    registries: dict[str, Any] = field(repr=False)
     output_dir: Path
     experiment: str | None = None
     overrides: list[str] = field(default_factory=list)
-    data: Any = None
-    model: Any = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    results: dict[str, Any] = field(default_factory=dict)
+    data: Any = field(default=None, repr=False)
+    model: Any = field(default=None, repr=False)
+    metrics: dict[str, float] = field(default_factory=dict, repr=False)
+    results: dict[str, Any] = field(default_factory=dict, repr=False)
     epochs_done: int = 0
     tags: dict[str, str] = field(default_factory=dict)
     run_id: str | None = None
     tracking_uri: str | None = None
+    watched: list[tuple[Path, str]] = field(default_factory=list)
 
     def metric_name(self, stage: Stage, keras_name: str) -> str:
         """The name a Keras metric is logged under: ``"<stage>/<keras name>"``."""
@@ -71,14 +72,29 @@ class RunContext:
         self.metrics.update(metrics)
 
     def set_tags(self, **tags: Any) -> None:
-        """Tag the run (``context.set_tags(**{"data.source": "keras"})``)."""
+        """Tag the run (``context.set_tags(data_source="keras")``)."""
         tags = {key: str(value) for key, value in tags.items()}
         self.tags.update(tags)
         self.hook.orchestrator_on_tags(context=self, tags=tags)
 
     def log_artifact(self, path: Path | str, artifact_path: str) -> None:
-        """Hand a file the run wrote to the plugins that keep artifacts."""
+        """Hand a file or folder the run wrote to the plugins that keep artifacts."""
         self.hook.orchestrator_on_artifact(context=self, path=Path(path), artifact_path=artifact_path)
+
+    def watch_artifact(self, path: Path | str, artifact_path: str) -> None:
+        """A file or folder that grows during the run (TensorBoard logs, a CSV log).
+
+        It is handed to :meth:`log_artifact` after every stage and when the run
+        ends, failed or not.
+        """
+        if (Path(path), artifact_path) not in self.watched:
+            self.watched.append((Path(path), artifact_path))
+
+    def log_watched_artifacts(self) -> None:
+        """Hand every watched file or folder that exists to the plugins."""
+        for path, artifact_path in self.watched:
+            if path.exists():
+                self.log_artifact(path, artifact_path)
 
     def objective(self) -> float:
         """The value of ``objective.metric``, the number a sweeper optimises."""

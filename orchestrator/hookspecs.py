@@ -177,15 +177,17 @@ def orchestrator_after_stage(context, stage, metrics):
 
 @hookspec
 def orchestrator_on_tags(context, tags):
-    """Called when the run learns facts worth tagging (``{"data.source": "keras"}``)."""
+    """Called when the run learns facts worth tagging (``{"data_source": "keras"}``)."""
 
 
 @hookspec
 def orchestrator_on_artifact(context, path, artifact_path):
-    """Called when the run wrote a file worth keeping.
+    """Called when the run wrote a file (or a folder of files) worth keeping.
+
+    A watched folder (TensorBoard logs) is handed over again after every stage.
 
     Args:
-        path: the local file.
+        path: the local file or folder.
         artifact_path: the folder it belongs in among the run's artifacts (``"model"``).
     """
 

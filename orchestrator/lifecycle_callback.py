@@ -1,8 +1,11 @@
 """The Keras callback through which a fit stage reports its epochs to the plugins.
 
-After every epoch it writes a checkpoint (every ``trainer.checkpoint_every``
-epochs), records the metrics under their logged names and calls the
-``orchestrator_after_epoch`` hook. Imported only when a fit stage runs.
+After every epoch it adds the optimizer's learning rate to the metrics
+(``<stage>/learning_rate``: what the optimizer, or its schedule at the step
+count reached, gives at the end of the epoch), writes a checkpoint (every
+``trainer.checkpoint_every`` epochs), records the metrics under their logged
+names and calls the ``orchestrator_after_epoch`` hook. Imported only when a fit
+stage runs.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ class LifecycleCallback(keras.callbacks.Callback):
             for name, value in (logs or {}).items()
             if _is_number(value)
         }
+        learning_rate = _learning_rate(self.model)
+        if learning_rate is not None:
+            metrics[self.context.metric_name(self.stage, "learning_rate")] = learning_rate
         self.context.record(metrics)
         checkpoint = None
         if self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
@@ -47,6 +53,15 @@ class LifecycleCallback(keras.callbacks.Callback):
             metrics=metrics,
             checkpoint=checkpoint,
         )
+
+
+def _learning_rate(model) -> float | None:
+    """The optimizer's current learning rate (a schedule evaluated at its iterations)."""
+    optimizer = getattr(model, "optimizer", None)
+    try:
+        return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _is_number(value) -> bool:

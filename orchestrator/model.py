@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.config import is_spec, named_entries, split_spec, to_python
-from orchestrator.errors import UserError
+from orchestrator.errors import UserError, closest
 
 
 def build_model(context) -> Any:
@@ -30,7 +30,19 @@ def build_model(context) -> Any:
     return model
 
 
-def make_optimizer(context, node: Any = None) -> Any:
+def set_trainable(model: Any, trainable: Mapping[str, bool], key: str) -> None:
+    """Freeze or unfreeze layers by name: ``{"dense_1": False}``."""
+    layers = {layer.name: layer for layer in model.layers}
+    for name, value in trainable.items():
+        if name not in layers:
+            raise UserError(
+                f"{key}.{name}",
+                f"the model has no layer {name!r}.{closest(name, layers)} Layers: {', '.join(layers)}.",
+            )
+        layers[name].trainable = bool(value)
+
+
+def make_optimizer(context, node: Any = None, key: str = "optimizer") -> Any:
     """The optimizer of ``node`` (default: ``optimizer``), with its learning-rate schedule.
 
     A string (``"rmsprop"``) is a Keras identifier and goes to ``compile`` as is.
@@ -38,14 +50,13 @@ def make_optimizer(context, node: Any = None) -> Any:
     node = to_python(context.cfg.optimizer if node is None else node)
     if isinstance(node, str):
         return node
-    name, args = split_spec(node, "optimizer")
+    name, args = split_spec(node, key)
     registry = context.registries["optimizer"]
     if is_spec(args.get("learning_rate")):
-        schedule_name, schedule_args = split_spec(args["learning_rate"], "optimizer.learning_rate")
-        args["learning_rate"] = registry.create(
-            schedule_name, schedule_args, "optimizer.learning_rate", context=context
-        )
-    return registry.create(name, args, "optimizer", context=context)
+        schedule_key = f"{key}.learning_rate"
+        schedule_name, schedule_args = split_spec(args["learning_rate"], schedule_key)
+        args["learning_rate"] = registry.create(schedule_name, schedule_args, schedule_key, context=context)
+    return registry.create(name, args, key, context=context)
 
 
 def make_loss(context, node: Any, key: str = "loss") -> Any:
@@ -82,11 +93,11 @@ def make_metrics(context) -> list | dict:
     return per_output or plain
 
 
-def compile_model(context, optimizer_node: Any = None) -> None:
-    """``context.model.compile(...)`` from the config (``optimizer_node`` overrides the optimizer)."""
+def compile_model(context, optimizer_node: Any = None, optimizer_key: str = "optimizer") -> None:
+    """``context.model.compile(...)`` from the config; ``optimizer_node`` replaces the optimizer."""
     trainer = context.cfg.trainer
     compile_args = dict(
-        optimizer=make_optimizer(context, optimizer_node),
+        optimizer=make_optimizer(context, optimizer_node, optimizer_key),
         loss=make_loss(context, to_python(context.cfg.loss)),
         metrics=make_metrics(context),
         loss_weights=to_python(context.cfg.loss_weights),

@@ -25,7 +25,7 @@ from importlib import metadata
 import pluggy
 
 from orchestrator import PROJECT_NAME, hookspecs
-from orchestrator.errors import UserError
+from orchestrator.errors import UserError, closest
 from orchestrator.registry import KINDS, Registry
 
 ENTRY_POINT_GROUP = PROJECT_NAME
@@ -82,8 +82,16 @@ def get_plugin_manager() -> PluginManager:
     blocked = disabled_plugins()
     distributions: dict[str, str | None] = {}
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in blocked or pm.get_plugin(ep.name) is not None:
+        if ep.name in blocked:
             continue
+        if pm.get_plugin(ep.name) is not None:
+            if distributions.get(ep.name) == _dist_name(ep):
+                continue  # the same distribution found twice on sys.path
+            raise UserError(
+                f"plugin '{ep.name}'",
+                f"is the entry-point name of two distributions: {distributions.get(ep.name)} and "
+                f"{_dist_name(ep)}. Rename one, or block both with {DISABLE_ENV}={ep.name}.",
+            )
         try:
             plugin = ep.load()
         except Exception as error:
@@ -99,14 +107,20 @@ def get_plugin_manager() -> PluginManager:
         pm.check_pending()
     except pluggy.PluginValidationError as error:
         name = pm.get_name(error.plugin) or repr(error.plugin)
-        raise UserError(
-            f"plugin '{name}'",
-            f"{error}. Hook names must match those in orchestrator/hookspecs.py.",
-        ) from error
+        raise UserError(f"plugin '{name}'", _unknown_hook_message(pm, distributions.get(name))) from error
     if _tracing():
-        pm.trace.root.setwriter(lambda text: sys.stderr.write(f"[hook] {text}"))
+        pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
     return PluginManager(pm, distributions)
+
+
+def _unknown_hook_message(pm: pluggy.PluginManager, dist: str | None) -> str:
+    """Name the hooks no specification knows, each with the closest real hook name."""
+    known = [name for name in dir(hookspecs) if name.startswith("orchestrator_")]
+    unknown = [name for name in vars(pm.hook) if name.startswith("orchestrator_") and name not in known]
+    hints = " ".join(f"'{name}' does not exist.{closest(name, known)}" for name in unknown)
+    origin = f"({dist}) " if dist else ""
+    return f"{origin}implements an unknown hook: {hints} See orchestrator/hookspecs.py for the hooks."
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, name: str, dist: str | None) -> None:

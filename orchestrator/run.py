@@ -60,6 +60,7 @@ def run(
         error = caught
         raise
     finally:
+        context.log_watched_artifacts()
         manager.hook.orchestrator_after_run(context=context, error=error)
 
 
@@ -106,6 +107,7 @@ def run_stage(context: RunContext, stage: Stage) -> None:
     metrics = registry.create(stage.kind, stage.args, f"stages.{stage.name}", context=context, stage=stage)
     named = {context.metric_name(stage, name): value for name, value in (metrics or {}).items()}
     context.record(named)
+    context.log_watched_artifacts()
     if named:
         log.info("Results of %s: %s", stage.name, "  ".join(f"{n}={v:.4g}" for n, v in named.items()))
     context.hook.orchestrator_after_stage(context=context, stage=stage, metrics=named)

@@ -26,11 +26,14 @@ def fit(
     epochs: int | None = None,
     batch_size: int | None = None,
     validation: str | None = "validation",
+    validation_split: float = 0.0,
     shuffle: bool = True,
     class_weight: dict | None = None,
     steps_per_epoch: int | None = None,
     validation_steps: int | None = None,
     validation_freq: int = 1,
+    trainable: dict[str, bool] | None = None,
+    optimizer: Any = None,
 ) -> dict[str, float]:
     """Train ``context.model`` with ``Model.fit``; epochs continue across fit stages.
 
@@ -38,21 +41,40 @@ def fit(
         epochs: epochs to train in this stage (default ``trainer.epochs``).
         batch_size: for in-memory data (default ``trainer.batch_size``).
         validation: the split used as ``validation_data`` (``null``: none).
+        validation_split: instead, hold out this last fraction of the training
+            arrays (taken before shuffling, as Keras does); in-memory data only.
+        trainable: ``{layer name: bool}`` to freeze or unfreeze layers before
+            this stage; the model is compiled again.
+        optimizer: an optimizer spec for this stage (``{name: rmsprop,
+            learning_rate: 1e-5}``); the model is compiled again.
 
-    Example::
+    Example, fine-tuning in two stages::
 
-        stages: {fit: {kind: fit, epochs: 2}}
+        stages:
+          head: {kind: fit, epochs: 2, trainable: {dense_1: false}}
+          fine_tune: {kind: fit, epochs: 2, trainable: {dense_1: true},
+                      optimizer: {name: rmsprop, learning_rate: 1.0e-5}}
     """
     from orchestrator.callbacks import build_callbacks
     from orchestrator.lifecycle_callback import LifecycleCallback
+    from orchestrator.model import compile_model, set_trainable
 
+    key = f"stages.{stage.name}"
     trainer = context.cfg.trainer
     epochs = trainer.epochs if epochs is None else epochs
     if epochs < 0:
-        raise UserError(f"stages.{stage.name}.epochs", f"must be 0 or more, got {epochs}.")
+        raise UserError(f"{key}.epochs", f"must be 0 or more, got {epochs}.")
     train = context.data.split("train")
     x, y, sample_weight = unpack(train)
-    validation_data = _validation_data(context, stage, validation)
+    if validation_split:
+        _check_validation_split(validation_split, train, key)
+        validation_data = None
+    else:
+        validation_data = _validation_data(context, stage, validation)
+    if trainable:
+        set_trainable(context.model, trainable, f"{key}.trainable")
+    if trainable or optimizer is not None:
+        compile_model(context, optimizer_node=optimizer, optimizer_key=f"{key}.optimizer")
     callbacks = build_callbacks(context) + [
         LifecycleCallback(context, stage, checkpoint_every=trainer.checkpoint_every)
     ]
@@ -65,6 +87,7 @@ def fit(
         initial_epoch=start,
         verbose=trainer.verbose,
         callbacks=callbacks,
+        validation_split=validation_split,
         validation_data=validation_data,
         shuffle=shuffle,
         class_weight=_class_weight(class_weight),
@@ -75,6 +98,18 @@ def fit(
     )
     context.epochs_done = start + len(history.epoch)
     return {}
+
+
+def _check_validation_split(fraction: float, train: Any, key: str) -> None:
+    """The guide's rule: a fraction in [0, 1) of in-memory arrays, nothing else."""
+    if not 0 <= fraction < 1:
+        raise UserError(f"{key}.validation_split", f"must be at least 0 and below 1, got {fraction}.")
+    if not is_in_memory(train):
+        raise UserError(
+            f"{key}.validation_split",
+            f"needs in-memory arrays, but the training split is a {type(train).__name__}, which "
+            "cannot be indexed; give the data source a validation split and use `validation` instead.",
+        )
 
 
 def evaluate(

@@ -113,7 +113,10 @@ class MlflowTracker:
             return
         if artifact_path == "model" and not context.cfg.tracking.log_model:
             return
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     @hookimpl
     def orchestrator_after_run(self, context, error):

@@ -1,7 +1,9 @@
 """Keras callbacks that write files, with relative paths placed in the run's output folder.
 
 ``filepath: best.keras`` lands in ``outputs/<date>/<time>/best.keras``, next to
-the run's other files, so that two runs never overwrite each other's files::
+the run's other files, so that two runs never overwrite each other's files.
+What they write is kept among the run's artifacts too (after every stage):
+``model_checkpoint/``, ``logs/history.csv``, ``tensorboard/``::
 
     callbacks:
       checkpoint: {name: model_checkpoint, filepath: "ckpt/{epoch:02d}-{loss:.2f}.keras"}
@@ -23,18 +25,25 @@ def in_output_dir(context, path: str, folder: bool = False) -> str:
     return str(full)
 
 
-def model_checkpoint(context, filepath: str = "checkpoints/best.keras", **kwargs):
-    """``keras.callbacks.ModelCheckpoint`` writing under the output folder."""
+def model_checkpoint(context, filepath: str = "model_checkpoint/best.keras", **kwargs):
+    """``keras.callbacks.ModelCheckpoint`` writing under the output folder.
+
+    The filepath may hold Keras's templates: ``"ckpt/{epoch:02d}-{loss:.2f}.keras"``.
+    """
     import keras
 
-    return keras.callbacks.ModelCheckpoint(in_output_dir(context, filepath), **kwargs)
+    path = in_output_dir(context, filepath)
+    context.watch_artifact(Path(path).parent, "model_checkpoint")
+    return keras.callbacks.ModelCheckpoint(path, **kwargs)
 
 
 def csv_logger(context, filename: str = "history.csv", **kwargs):
     """``keras.callbacks.CSVLogger`` writing under the output folder."""
     import keras
 
-    return keras.callbacks.CSVLogger(in_output_dir(context, filename), **kwargs)
+    path = in_output_dir(context, filename)
+    context.watch_artifact(path, "logs")
+    return keras.callbacks.CSVLogger(path, **kwargs)
 
 
 def backup_and_restore(context, backup_dir: str = "backup", **kwargs):
@@ -48,7 +57,9 @@ def tensorboard(context, log_dir: str = "tensorboard", **kwargs):
     """``keras.callbacks.TensorBoard`` logging under the output folder."""
     import keras
 
-    return keras.callbacks.TensorBoard(in_output_dir(context, log_dir, folder=True), **kwargs)
+    path = in_output_dir(context, log_dir, folder=True)
+    context.watch_artifact(path, "tensorboard")
+    return keras.callbacks.TensorBoard(path, **kwargs)
 
 
 @hookimpl

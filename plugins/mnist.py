@@ -21,7 +21,7 @@ Where the data comes from (``source``):
 The bundled MNIST split: the project ships the real 10,000-image MNIST test
 set (``plugins/data/mnist``, CC BY-SA 3.0, see ATTRIBUTION.md); offline it
 becomes train = images 0-5,999, validation = 6,000-7,999, test = 8,000-9,999
-(``validation_size`` does not apply). The run is tagged ``data.source=bundled``.
+(``validation_size`` does not apply). The run is tagged ``data_source=bundled``.
 """
 
 from __future__ import annotations

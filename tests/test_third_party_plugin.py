@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,19 +28,6 @@ FIXTURES = REPO / "tests" / "fixtures"
 DOC = REPO / "docs" / "writing-plugins.md"
 DIST = "orchestrator-plugin-example"
 ORIGIN = f"plugin 'example' ({DIST})"
-
-#: Known core bug (see docs/writing-plugins.md, "When something is wrong"): with the
-#: orchestrator installed editable (setuptools' default PEP 660 mode), Hydra's plugin
-#: scan (pkgutil over hydra_plugins.__path__) does not see
-#: hydra_plugins/orchestrator_searchpath, so plugin config entries are only found
-#: when the CLI runs from the repository root.
-SEARCHPATH_BUG = (
-    "core bug: Hydra does not discover hydra_plugins/orchestrator_searchpath under an "
-    "editable install, so plugin config entries are not found outside the repository root; "
-    "fix: register OrchestratorSearchPathPlugin with Plugins.instance().register() "
-    "in orchestrator/__main__.py before hydra_main()"
-)
-
 
 # -- Installing distributions --------------------------------------------------------
 
@@ -106,30 +92,19 @@ class Entries:
     Attributes:
         env: a CLI environment in which ``data=blobs`` and ``+experiment=blobs`` compose.
         preset: the ``+experiment=blobs --cfg job`` output in that environment.
-        searchpath_bug: True when they compose only with the repository on PYTHONPATH.
     """
 
     env: dict[str, str]
     preset: str
-    searchpath_bug: bool
 
 
 @pytest.fixture(scope="module")
 def entries(example, tmp_path_factory) -> Entries:
     folder = tmp_path_factory.mktemp("compose")
-    args = ("+experiment=blobs", "--cfg", "job")
     env = plugin_env(example)
-    result = run_cli(*args, cwd=folder, env=env)
-    if result.returncode == 0:
-        return Entries(env, result.stdout, searchpath_bug=False)
-    assert "Could not find 'experiment/blobs'" in result.stderr, result.stderr
-    # The same with the repository on the path, where Hydra's scan finds the project's
-    # search-path plugin. If this works, the package is fine and the bug is the core's.
-    env = plugin_env(example, REPO)
-    result = run_cli(*args, cwd=folder, env=env)
+    result = run_cli("+experiment=blobs", "--cfg", "job", cwd=folder, env=env)
     assert result.returncode == 0, result.stderr
-    warnings.warn(SEARCHPATH_BUG, stacklevel=1)
-    return Entries(env, result.stdout, searchpath_bug=True)
+    return Entries(env, result.stdout)
 
 
 def assert_clear_error(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -194,8 +169,6 @@ def test_the_plugin_config_entries_compose_from_any_folder(entries):
     assert cfg["stages"]["summary"] == {"kind": "summary"}
     assert list(cfg["stages"]) == ["fit", "test", "predict", "summary"]
     assert cfg["model"]["hidden_units"] == [16]
-    if entries.searchpath_bug:
-        pytest.xfail(SEARCHPATH_BUG)
 
 
 @pytest.mark.slow
@@ -270,20 +243,11 @@ def test_two_plugins_registering_one_name_stop_the_cli_naming_both(duplicate, wo
 @pytest.mark.parametrize("args", [["plugins"], ["data=mnist", *TINY]])
 def test_a_misspelt_hook_name_stops_the_cli_naming_the_plugin(misspelt, workdir, args):
     result = run_cli(*args, cwd=workdir, env=plugin_env(misspelt))
-    assert_clear_error(result, "plugin 'misspelt'", "orchestrator_register_losess")
+    assert_clear_error(
+        result, "plugin 'misspelt'", "orchestrator_register_losess", "Did you mean 'orchestrator_register_losses'?"
+    )
 
 
-#: Known core bug: orchestrator/plugins.py skips an entry point whose name is already
-#: registered (``pm.get_plugin(ep.name) is not None: continue``), so a third-party
-#: plugin named ``mnist`` silently replaces the built-in one, or is silently ignored,
-#: depending on the order of sys.path.
-SAME_NAME_BUG = (
-    "core bug: two distributions with one entry-point name: the first found wins without a "
-    "word (orchestrator/plugins.py, get_plugin_manager); remove this mark with the fix"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=SAME_NAME_BUG)
 def test_two_plugins_with_one_entry_point_name_stop_the_cli_naming_both(same_name, workdir):
     result = run_cli("plugins", cwd=workdir, env=plugin_env(same_name))
     assert_clear_error(result, "plugin 'mnist'", "keras-orchestrator", "orchestrator-same-name-fixture")
