@@ -43,18 +43,10 @@ def report(error: UserError) -> None:
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     """One Hydra job: run the configured stages and return the objective."""
-    from hydra.core.hydra_config import HydraConfig
+    from orchestrator.job import run_job
 
-    from orchestrator.run import run
-
-    hydra_cfg = HydraConfig.get()
     try:
-        return run(
-            cfg,
-            output_dir=Path(hydra_cfg.runtime.output_dir),
-            experiment=hydra_cfg.runtime.choices.get("experiment"),
-            overrides=list(hydra_cfg.overrides.task),
-        )
+        return run_job(cfg)
     except UserError as error:
         if full_error():
             raise

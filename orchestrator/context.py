@@ -45,6 +45,7 @@ class RunContext:
         output_dir: the job's output folder (Hydra's run folder); checkpoints and files go here.
         experiment: the preset's name (``+experiment=mnist``), or ``None``.
         overrides: the job's command-line overrides (``["seed=7"]``).
+        sweep: the job's :class:`~orchestrator.sweep.SweepJob` in a multirun, else ``None``.
     """
 
     cfg: DictConfig = field(repr=False)
@@ -53,12 +54,14 @@ class RunContext:
     output_dir: Path
     experiment: str | None = None
     overrides: list[str] = field(default_factory=list)
+    sweep: Any = None
     data: Any = field(default=None, repr=False)
     model: Any = field(default=None, repr=False)
     metrics: dict[str, float] = field(default_factory=dict, repr=False)
     results: dict[str, Any] = field(default_factory=dict, repr=False)
     epochs_done: int = 0
     tags: dict[str, str] = field(default_factory=dict)
+    objective_value: float | None = None
     run_id: str | None = None
     tracking_uri: str | None = None
     watched: list[tuple[Path, str]] = field(default_factory=list)

@@ -10,7 +10,11 @@ Sections:
 * Configuration: where a plugin's own config-group entries live.
 * Lifecycle: observe a run. Tracking (MLflow) is itself a plugin on these hooks.
 
-The lifecycle order of one run is::
+The lifecycle order of a sweep (a Hydra multirun) is::
+
+    before_sweep -> (one run per job) -> after_sweep
+
+and of one run::
 
     before_run -> (before_stage -> after_epoch* -> after_stage)* -> after_run
 
@@ -198,4 +202,25 @@ def orchestrator_after_run(context, error):
 
     Args:
         error: the exception that ended the run, or ``None`` when it succeeded.
+    """
+
+
+@hookspec
+def orchestrator_before_sweep(sweep):
+    """Called once in the main process before the first job of a multirun.
+
+    ``sweep`` is an :class:`~orchestrator.sweep.Sweep`. What a plugin puts in
+    ``sweep.state`` (JSON-serialisable) reaches every job as ``context.sweep.state``,
+    whatever launcher runs the jobs. Tracking opens the parent run here.
+    """
+
+
+@hookspec
+def orchestrator_after_sweep(sweep, jobs, report):
+    """Called once in the main process after the last job of a multirun.
+
+    Args:
+        jobs: one dict per job: ``number``, ``overrides``, ``status``
+            (``FINISHED``, ``FAILED``, ``KILLED``, ``SKIPPED``), ``objective``, ``run_id``, ``error``.
+        report: the report files written in the sweep folder (``{"summary": Path, "plot": Path}``).
     """

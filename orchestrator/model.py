@@ -93,14 +93,28 @@ def make_metrics(context) -> list | dict:
     return per_output or plain
 
 
+def _loss_weights(model: Any, loss: Any, weights: Any) -> Any:
+    """Weights by output name; Keras 3 would match a mapping to a list of losses by sorted key."""
+    if not (isinstance(weights, Mapping) and isinstance(loss, list)):
+        return weights
+    names = list(model.output_names)
+    unknown = [key for key in weights if key not in names]
+    if unknown:
+        raise UserError(
+            "loss_weights", f"the model has no output {', '.join(unknown)}; outputs: {', '.join(names)}."
+        )
+    return [float(weights.get(name, 1.0)) for name in names]
+
+
 def compile_model(context, optimizer_node: Any = None, optimizer_key: str = "optimizer") -> None:
     """``context.model.compile(...)`` from the config; ``optimizer_node`` replaces the optimizer."""
     trainer = context.cfg.trainer
+    loss = make_loss(context, to_python(context.cfg.loss))
     compile_args = dict(
         optimizer=make_optimizer(context, optimizer_node, optimizer_key),
-        loss=make_loss(context, to_python(context.cfg.loss)),
+        loss=loss,
         metrics=make_metrics(context),
-        loss_weights=to_python(context.cfg.loss_weights),
+        loss_weights=_loss_weights(context.model, loss, to_python(context.cfg.loss_weights)),
         run_eagerly=trainer.run_eagerly,
         steps_per_execution=trainer.steps_per_execution,
         jit_compile=trainer.jit_compile,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -31,21 +32,43 @@ def run(
     output_dir: Path,
     experiment: str | None = None,
     overrides: list[str] | None = None,
+    sweep: Any = None,
 ) -> float | None:
     """Run every configured stage; return ``objective.metric`` (``None`` if it was not logged)."""
+    return execute(prepare(cfg, output_dir, experiment, overrides, sweep))
+
+
+def prepare(
+    cfg: DictConfig,
+    output_dir: Path,
+    experiment: str | None = None,
+    overrides: list[str] | None = None,
+    sweep: Any = None,
+) -> RunContext:
+    """Check the config against the plugins and make the run's context (nothing heavy yet)."""
     manager = get_plugin_manager()
     validate(cfg, manager.registries)
-    context = RunContext(
+    return RunContext(
         cfg=cfg,
         hook=manager.hook,
         registries=manager.registries,
         output_dir=Path(output_dir),
         experiment=experiment,
         overrides=list(overrides or []),
+        sweep=sweep,
     )
-    manager.hook.orchestrator_before_run(context=context)
+
+
+def execute(context: RunContext) -> float | None:
+    """Run the prepared job between ``before_run`` and ``after_run``; return the objective."""
+    global _runs_in_process
+    cfg = context.cfg
+    context.hook.orchestrator_before_run(context=context)
     error: BaseException | None = None
     try:
+        if _runs_in_process:
+            forget_previous_run()
+        _runs_in_process += 1
         seed_everything(cfg.seed, cfg.deterministic)
         context.data = load_data(context)
         from orchestrator.model import build_model, compile_model
@@ -55,13 +78,28 @@ def run(
         for stage in configured_stages(cfg):
             run_stage(context, stage)
         save_model(context)
-        return objective(context)
+        context.objective_value = objective(context)
+        return context.objective_value
     except BaseException as caught:
         error = caught
         raise
     finally:
         context.log_watched_artifacts()
-        manager.hook.orchestrator_after_run(context=context, error=error)
+        context.hook.orchestrator_after_run(context=context, error=error)
+
+
+#: How many runs this process has started: from the second on, Keras state is cleared first.
+_runs_in_process = 0
+
+
+def forget_previous_run() -> None:
+    """Free what an earlier job of an in-process sweep left behind (Keras graphs, names)."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
 
 
 def seed_everything(seed: int | None, deterministic: bool) -> None:

@@ -171,7 +171,7 @@ def predict(
     )
     folder = Path(context.output_dir) / "predictions"
     folder.mkdir(parents=True, exist_ok=True)
-    outputs = predictions if isinstance(predictions, dict) else {"": predictions}
+    outputs = _by_output(context.model, predictions)
     for output, values in outputs.items():
         base = folder / (f"{stage.name}-{output}" if output else stage.name)
         values = np.asarray(values)
@@ -182,6 +182,18 @@ def predict(
             context.log_artifact(base.with_suffix(".csv"), "predictions")
     context.results[stage.name] = predictions
     return {}
+
+
+def _by_output(model: Any, predictions: Any) -> dict[str, Any]:
+    """Predictions by output name (``""`` for a single-output model)."""
+    if isinstance(predictions, dict):
+        return predictions
+    if isinstance(predictions, (list, tuple)):
+        names = list(getattr(model, "output_names", None) or [])
+        if len(names) != len(predictions):
+            names = [str(index) for index in range(len(predictions))]
+        return dict(zip(names, predictions, strict=True))
+    return {"": predictions}
 
 
 def _split(context, stage, split: str | None) -> Any:

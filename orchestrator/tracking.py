@@ -1,18 +1,24 @@
 """MLflow tracking, as a plugin on the lifecycle hooks.
 
 One MLflow run per job, in an experiment named after the preset
-(``+experiment=mnist`` -> ``mnist``). The store is ``MLFLOW_TRACKING_URI`` if
-set, else ``tracking.uri``, else ``sqlite:///mlflow.db`` in the folder the
-command ran from, so that ``mlflow ui`` started there shows the runs.
+(``+experiment=mnist`` -> ``mnist``); in a multirun, one parent run per sweep
+with every job a child run. The store is ``MLFLOW_TRACKING_URI`` if set, else
+``tracking.uri``, else ``sqlite:///mlflow.db`` in the folder the command ran
+from, so that ``mlflow ui`` started there shows the runs.
 
-What a run records:
+What a job's run records:
 
 * params: the resolved config, flattened (``optimizer.learning_rate``);
-* metrics: every epoch of every fit stage with step = epoch, then each stage's
-  summary (``test/loss``);
+* metrics: every epoch of every fit stage with step = epoch, each stage's
+  summary (``test/loss``), and ``objective``;
 * artifacts: ``config/`` (resolved config and overrides), ``checkpoints/``,
-  ``model/model.keras``, ``predictions/``;
-* tags: data source, versions of TensorFlow, Keras and MLflow, git commit.
+  ``model/model.keras``, ``predictions/``, and what plugins add;
+* tags: data source, versions of TensorFlow, Keras and MLflow, git commit; in a
+  sweep ``mlflow.parentRunId``, ``orchestrator.sweep_id``, ``orchestrator.job``.
+
+The sweep's parent run gets the sweep's config, ``sweep_summary.csv`` (every
+job's overrides, status and objective), ``objective.png``, and the best job's
+run id, overrides and objective.
 
 MLflow is imported when a run starts, never when plugins load.
 """
@@ -31,6 +37,7 @@ from omegaconf import OmegaConf
 
 from orchestrator import hookimpl
 from orchestrator.config import flatten
+from orchestrator.mlflow_store import open_client, retry
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -44,21 +51,32 @@ def tracking_uri(configured: str | None) -> str:
     return uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
-def run_name(experiment: str | None, overrides: list[str]) -> str:
-    """``mnist[seed=7,data=fashion_mnist]``: the preset and what the command line changed."""
+def run_name(experiment: str | None, overrides: list[str], job: int | None = None) -> str:
+    """``mnist[seed=7,data=fashion_mnist]``, or ``mnist#3[...]`` for job 3 of a sweep."""
     shown = [o for o in overrides if not o.startswith("+experiment=")]
-    base = experiment or "run"
+    base = (experiment or "run") + (f"#{job}" if job is not None else "")
     return (f"{base}[{','.join(shown)}]" if shown else base)[:250]
 
 
+def experiment_name(configured: str | None, preset: str | None) -> str:
+    return configured or preset or "default"
+
+
 class MlflowTracker:
-    """Records one run per job in MLflow (see the module docstring)."""
+    """Records one run per job and one parent run per sweep (see the module docstring)."""
 
     def __init__(self):
+        self.clients: dict[str, object] = {}
         self.client = None
         self.run_id: str | None = None
 
-    # -- lifecycle hooks ----------------------------------------------------------
+    def _client(self, uri: str):
+        """One client per store and process: the store is opened (and migrated) once."""
+        if uri not in self.clients:
+            self.clients[uri] = open_client(uri)
+        return self.clients[uri]
+
+    # -- a job -------------------------------------------------------------------
 
     @hookimpl
     def orchestrator_before_run(self, context):
@@ -66,25 +84,29 @@ class MlflowTracker:
         self.run_id = None
         if not settings.enabled:
             return
-        from mlflow.tracking import MlflowClient
-
-        uri = tracking_uri(settings.uri)
-        self.client = MlflowClient(tracking_uri=uri)
-        experiment_name = settings.experiment_name or context.experiment or "default"
-        experiment_id = self._experiment_id(experiment_name)
+        sweep = context.sweep
+        uri = (sweep.state.get("mlflow.tracking_uri") if sweep else None) or tracking_uri(settings.uri)
+        self.client = self._client(uri)
+        name = experiment_name(settings.experiment_name, context.experiment)
+        experiment_id = self._experiment_id(name)
+        job = sweep.number if sweep else None
         tags = {
-            "mlflow.runName": settings.run_name or run_name(context.experiment, context.overrides),
+            "mlflow.runName": settings.run_name or run_name(context.experiment, context.overrides, job),
             "orchestrator.overrides": " ".join(context.overrides),
             "orchestrator.output_dir": str(context.output_dir),
             **_version_tags(),
             **_git_tags(),
             **{str(k): str(v) for k, v in settings.tags.items()},
         }
-        run = self.client.create_run(experiment_id, tags=tags, run_name=tags["mlflow.runName"])
+        if sweep is not None:
+            tags.update({"orchestrator.sweep_id": str(sweep.id), "orchestrator.job": str(sweep.number)})
+            if sweep.state.get("mlflow.parent_run_id"):
+                tags["mlflow.parentRunId"] = sweep.state["mlflow.parent_run_id"]
+        run = retry(self.client.create_run, experiment_id, tags=tags, run_name=tags["mlflow.runName"])
         self.run_id = run.info.run_id
         context.tracking_uri = uri
         context.run_id = self.run_id
-        log.info("MLflow run %s in experiment '%s' (%s)", self.run_id, experiment_name, uri)
+        log.info("MLflow run %s in experiment '%s' (%s)", self.run_id, name, uri)
         self._log_params(flatten(context.cfg))
         self._log_config(context)
 
@@ -94,7 +116,7 @@ class MlflowTracker:
             return
         self._log_metrics(metrics, step=epoch)
         if checkpoint is not None and context.cfg.tracking.log_checkpoints:
-            self.client.log_artifact(self.run_id, str(checkpoint), "checkpoints")
+            retry(self.client.log_artifact, self.run_id, str(checkpoint), "checkpoints")
 
     @hookimpl
     def orchestrator_after_stage(self, context, stage, metrics):
@@ -105,7 +127,7 @@ class MlflowTracker:
     def orchestrator_on_tags(self, context, tags):
         if self.run_id is not None:
             for key, value in tags.items():
-                self.client.set_tag(self.run_id, key, value)
+                retry(self.client.set_tag, self.run_id, key, value)
 
     @hookimpl
     def orchestrator_on_artifact(self, context, path, artifact_path):
@@ -114,46 +136,111 @@ class MlflowTracker:
         if artifact_path == "model" and not context.cfg.tracking.log_model:
             return
         if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+            retry(self.client.log_artifacts, self.run_id, str(path), artifact_path)
         else:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+            retry(self.client.log_artifact, self.run_id, str(path), artifact_path)
 
     @hookimpl
     def orchestrator_after_run(self, context, error):
         if self.run_id is None:
             return
         status = "FINISHED"
+        if context.objective_value is not None:
+            self._log_metrics({"objective": context.objective_value}, step=context.epochs_done)
         if error is not None:
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
             self._log_error(context, error)
-        self.client.set_terminated(self.run_id, status=status)
-        log.info("MLflow run %s ended %s. %s", self.run_id, status, self._review_hint(context))
+        retry(self.client.set_terminated, self.run_id, status=status)
+        hint = self._review_hint(context) if context.sweep is None else ""
+        log.info("MLflow run %s ended %s. %s", self.run_id, status, hint)
         self.run_id = None
+
+    # -- a sweep -----------------------------------------------------------------
+
+    @hookimpl
+    def orchestrator_before_sweep(self, sweep):
+        settings = sweep.cfg.tracking
+        if not settings.enabled:
+            return
+        uri = tracking_uri(settings.uri)
+        client = self._client(uri)
+        experiment_id = self._experiment_id(
+            experiment_name(settings.experiment_name, sweep.experiment), client
+        )
+        shown = [a for a in sweep.arguments if not a.startswith("+experiment=")]
+        name = f"{sweep.experiment or 'sweep'} sweep {sweep.id}"
+        tags = {
+            "mlflow.runName": name,
+            "orchestrator.sweep_id": sweep.id,
+            "orchestrator.sweep_dir": str(sweep.dir),
+            "orchestrator.overrides": " ".join(shown),
+            **_version_tags(),
+            **_git_tags(),
+        }
+        run = retry(client.create_run, experiment_id, tags=tags, run_name=name)
+        sweep.state.update(
+            {
+                "mlflow.parent_run_id": run.info.run_id,
+                "mlflow.tracking_uri": uri,
+                "mlflow.experiment_id": experiment_id,
+            }
+        )
+        config = sweep.dir / "sweep_config.yaml"
+        job_config = OmegaConf.masked_copy(sweep.cfg, [k for k in sweep.cfg if k != "hydra"])
+        config.write_text(OmegaConf.to_yaml(job_config, resolve=False))
+        retry(client.log_artifact, run.info.run_id, str(config), "config")
+        log.info("MLflow parent run %s for sweep %s", run.info.run_id, sweep.id)
+
+    @hookimpl
+    def orchestrator_after_sweep(self, sweep, jobs, report):
+        parent = sweep.state.get("mlflow.parent_run_id")
+        if not parent:
+            return
+        client = self._client(sweep.state["mlflow.tracking_uri"])
+        for path in report.values():
+            retry(client.log_artifact, parent, str(path), "sweep")
+        from orchestrator.sweep import best
+
+        top = best(jobs, sweep.direction)
+        if top is not None:
+            retry(client.log_metric, parent, "best_objective", float(top["objective"]))
+            for key, value in {
+                "best_job": top["number"],
+                "best_run_id": top.get("run_id") or "",
+                "best_overrides": " ".join(top["overrides"]),
+            }.items():
+                retry(client.set_tag, parent, key, str(value))
+        counts = {status: sum(j["status"] == status for j in jobs) for status in {j["status"] for j in jobs}}
+        for status, count in counts.items():
+            retry(client.log_metric, parent, f"jobs_{status.lower()}", count)
+        failed = any(j["status"] != "FINISHED" for j in jobs)
+        retry(client.set_terminated, parent, status="FAILED" if failed else "FINISHED")
 
     # -- helpers ------------------------------------------------------------------
 
     def _review_hint(self, context) -> str:
         """How to open this run in the MLflow UI."""
-        run = self.client.get_run(self.run_id)
-        page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{self.run_id}"
+        run = retry(self.client.get_run, self.run_id)
+        page = f"#/experiments/{run.info.experiment_id}/runs/{self.run_id}"
         uri = context.tracking_uri
+        if uri.startswith(("http://", "https://")):
+            return f"Review it at {uri.rstrip('/')}/{page}"
         if uri == tracking_uri(None) and "MLFLOW_TRACKING_URI" not in os.environ:
             command = "mlflow ui --host 127.0.0.1"
-        elif uri.startswith(("http://", "https://")):
-            return f"Review it at {uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{self.run_id}"
         else:
             command = f"mlflow ui --host 127.0.0.1 --backend-store-uri {uri}"
-        return f"Review it: run `{command}` in {Path.cwd()} and open {page}"
+        return f"Review it: run `{command}` in {Path.cwd()} and open http://127.0.0.1:5000/{page}"
 
-    def _experiment_id(self, name: str) -> str:
-        experiment = self.client.get_experiment_by_name(name)
+    def _experiment_id(self, name: str, client=None) -> str:
+        client = client or self.client
+        experiment = retry(client.get_experiment_by_name, name)
         if experiment is not None:
             return experiment.experiment_id
         try:
-            return self.client.create_experiment(name)
+            return retry(client.create_experiment, name)
         except Exception:
             # Another process created it in the meantime.
-            experiment = self.client.get_experiment_by_name(name)
+            experiment = retry(client.get_experiment_by_name, name)
             if experiment is None:
                 raise
             return experiment.experiment_id
@@ -161,9 +248,9 @@ class MlflowTracker:
     def _log_params(self, params: dict) -> None:
         from mlflow.entities import Param
 
-        items = [Param(key[:250], _param_value(value)) for key, value in params.items()]
+        items = [Param(key[:250], str(value)[:6000]) for key, value in params.items()]
         for start in range(0, len(items), BATCH_LIMIT):
-            self.client.log_batch(self.run_id, params=items[start : start + BATCH_LIMIT])
+            retry(self.client.log_batch, self.run_id, params=items[start : start + BATCH_LIMIT])
 
     def _log_metrics(self, metrics: dict, step: int) -> None:
         from mlflow.entities import Metric
@@ -171,7 +258,7 @@ class MlflowTracker:
         now = int(time.time() * 1000)
         items = [Metric(name, float(value), now, step) for name, value in metrics.items()]
         for start in range(0, len(items), BATCH_LIMIT):
-            self.client.log_batch(self.run_id, metrics=items[start : start + BATCH_LIMIT])
+            retry(self.client.log_batch, self.run_id, metrics=items[start : start + BATCH_LIMIT])
 
     def _log_config(self, context) -> None:
         folder = Path(context.output_dir)
@@ -180,20 +267,16 @@ class MlflowTracker:
         config.write_text(OmegaConf.to_yaml(context.cfg, resolve=True))
         overrides = folder / "overrides.yaml"
         overrides.write_text(OmegaConf.to_yaml(OmegaConf.create(list(context.overrides))))
-        self.client.log_artifact(self.run_id, str(config), "config")
-        self.client.log_artifact(self.run_id, str(overrides), "config")
+        retry(self.client.log_artifact, self.run_id, str(config), "config")
+        retry(self.client.log_artifact, self.run_id, str(overrides), "config")
 
     def _log_error(self, context, error: BaseException) -> None:
         message = f"{type(error).__name__}: {error}"
-        self.client.set_tag(self.run_id, "orchestrator.error", message[:5000])
+        retry(self.client.set_tag, self.run_id, "orchestrator.error", message[:5000])
         report = Path(context.output_dir) / "error.txt"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text("".join(traceback.format_exception(error)))
-        self.client.log_artifact(self.run_id, str(report))
-
-
-def _param_value(value) -> str:
-    return str(value)[:6000]
+        retry(self.client.log_artifact, self.run_id, str(report))
 
 
 def _version_tags() -> dict[str, str]:

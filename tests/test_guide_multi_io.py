@@ -126,6 +126,20 @@ def test_loss_weights_give_the_total_loss_by_the_formula(request, run_fixture, f
 
 
 @pytest.mark.slow
+def test_predictions_are_written_per_output(dict_run, folder, tmp_path):
+    client = mlflow_client(folder)
+    files = {a.path for a in client.list_artifacts(dict_run.info.run_id, "predictions")}
+    assert {"predictions/predict-score_output.npy", "predictions/predict-class_output.npy"} <= files
+    score = np.load(
+        client.download_artifacts(dict_run.info.run_id, "predictions/predict-score_output.npy", str(tmp_path))
+    )
+    klass = np.load(
+        client.download_artifacts(dict_run.info.run_id, "predictions/predict-class_output.npy", str(tmp_path))
+    )
+    assert score.shape == (8, 1) and klass.shape == (8, 5)
+
+
+@pytest.mark.slow
 def test_a_null_loss_leaves_its_output_out_of_the_loss(none_loss_run):
     logged = set(none_loss_run.data.metrics)
     assert not [name for name in logged if "score_output_loss" in name]

@@ -1,0 +1,78 @@
+"""One Hydra job: a single run, or one job of a sweep with its journal entry.
+
+Outside a multirun a user error propagates to the command line, which prints
+it. Inside one, a failing job is recorded (``FAILED`` in MLflow and in the
+sweep journal) and the sweep goes on; with ``fail_fast`` the jobs that have not
+started yet are skipped. Each job logs a line when it starts and when it ends,
+with the best objective so far.
+
+Example::
+
+    objective = run_job(cfg)   # inside @hydra.main
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from orchestrator.errors import UserError
+
+log = logging.getLogger("orchestrator.sweep")
+
+
+def run_job(cfg: DictConfig) -> float | None:
+    """Run the Hydra job of ``cfg``; return its objective."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from orchestrator.run import execute, prepare
+    from orchestrator.sweep import best, current_job, describe, read_journal, record
+
+    hydra_cfg = HydraConfig.get()
+    sweep = current_job(hydra_cfg)
+    arguments = dict(
+        output_dir=Path(hydra_cfg.runtime.output_dir),
+        experiment=hydra_cfg.runtime.choices.get("experiment"),
+        overrides=list(hydra_cfg.overrides.task),
+        sweep=sweep,
+    )
+    if sweep is None:
+        return execute(prepare(cfg, **arguments))
+
+    entry = {"number": sweep.number, "overrides": sweep.overrides, "objective": None, "run_id": None}
+    if sweep.fail_fast and any(j["status"] != "FINISHED" for j in read_journal(sweep.dir)):
+        log.warning("Job %d skipped: an earlier job failed and fail_fast is on", sweep.number)
+        record(sweep.dir, {**entry, "status": "SKIPPED", "error": "skipped after a failure (fail_fast)"})
+        return None
+    log.info("Job %d started: %s", sweep.number, " ".join(sweep.overrides) or "no overrides")
+    started = time.monotonic()
+    context = None
+    try:
+        context = prepare(cfg, **arguments)
+        objective = execute(context)
+        entry.update(status="FINISHED", objective=objective)
+    except UserError as error:
+        entry.update(status="FAILED", error=str(error))
+        log.error("Job %d failed: %s", sweep.number, error)
+    except KeyboardInterrupt:
+        record(sweep.dir, {**entry, "status": "KILLED", "error": "interrupted"})
+        raise
+    except Exception as error:
+        entry.update(status="FAILED", error=f"{type(error).__name__}: {error}")
+        log.exception("Job %d failed", sweep.number)
+    entry["run_id"] = context.run_id if context is not None else None
+    entry["seconds"] = round(time.monotonic() - started, 2)
+    record(sweep.dir, entry)
+    direction = str(cfg.objective.direction)
+    log.info(
+        "Job %d %s in %.1f s, objective %s. Best so far: %s",
+        sweep.number,
+        entry["status"],
+        entry["seconds"],
+        "n/a" if entry["objective"] is None else f"{entry['objective']:.6g}",
+        describe(best(read_journal(sweep.dir), direction)),
+    )
+    return entry["objective"]
