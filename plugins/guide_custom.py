@@ -169,6 +169,7 @@ def mlp_with_layer_losses(
         loss: {name: sparse_categorical_crossentropy, from_logits: true}
     """
     import keras
+
     from orchestrator_plugins.keras_guide.layers import ActivityRegularizationLayer, MetricLoggingLayer
 
     shape, num_classes = _shape_and_classes(context, input_shape, num_classes)
@@ -209,6 +210,7 @@ def logistic_endpoint(
         loss: null
     """
     import keras
+
     from orchestrator_plugins.keras_guide.layers import LogisticEndpoint
 
     info = context.data.info if context is not None and context.data is not None else {}

@@ -74,6 +74,7 @@ def launched(tmp_path_factory):
 
 def _load(path: Path):
     import keras
+
     from orchestrator_plugins.guide_custom import custom_objects
 
     return keras.saving.load_model(path, custom_objects=custom_objects())

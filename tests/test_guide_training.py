@@ -120,6 +120,7 @@ def test_validation_split_holds_out_the_last_fraction_of_the_training_arrays(wor
     val_loss = history(client, run, "fit/val_loss")[-1][1]
 
     import keras
+
     from orchestrator_plugins.mnist import mnist
 
     x, y = mnist(source="bundled").train

@@ -244,7 +244,10 @@ def test_two_plugins_registering_one_name_stop_the_cli_naming_both(duplicate, wo
 def test_a_misspelt_hook_name_stops_the_cli_naming_the_plugin(misspelt, workdir, args):
     result = run_cli(*args, cwd=workdir, env=plugin_env(misspelt))
     assert_clear_error(
-        result, "plugin 'misspelt'", "orchestrator_register_losess", "Did you mean 'orchestrator_register_losses'?"
+        result,
+        "plugin 'misspelt'",
+        "orchestrator_register_losess",
+        "Did you mean 'orchestrator_register_losses'?",
     )
 
 
