@@ -54,18 +54,24 @@ def hydra_main(cfg: DictConfig) -> float | None:
         raise SystemExit(EXIT_USER_ERROR) from None
 
 
-def register_searchpath_plugin() -> None:
-    """Make sure Hydra uses the plugins' config folders.
+#: The project's own Hydra plugins, as ``module:Class``.
+HYDRA_PLUGINS = ("hydra_plugins.orchestrator_searchpath:OrchestratorSearchPathPlugin",)
 
-    Hydra finds its plugins by scanning the ``hydra_plugins`` namespace package,
-    which an editable install does not always expose; registering the class
+
+def register_hydra_plugins() -> None:
+    """Register the project's Hydra plugins with Hydra directly.
+
+    Hydra finds plugins by scanning the ``hydra_plugins`` namespace package,
+    which an editable install does not always expose; registering the classes
     directly works in every kind of install (Hydra ignores a second registration).
     """
+    import importlib
+
     from hydra.core.plugins import Plugins
 
-    from hydra_plugins.orchestrator_searchpath import OrchestratorSearchPathPlugin
-
-    Plugins.instance().register(OrchestratorSearchPathPlugin)
+    for target in HYDRA_PLUGINS:
+        module, _, name = target.partition(":")
+        Plugins.instance().register(getattr(importlib.import_module(module), name))
 
 
 def main() -> None:
@@ -85,7 +91,7 @@ def main() -> None:
         report(error)
         raise SystemExit(EXIT_USER_ERROR) from None
     register_schema()
-    register_searchpath_plugin()
+    register_hydra_plugins()
     hydra_main()
 
 

@@ -62,9 +62,15 @@ class RunContext:
     epochs_done: int = 0
     tags: dict[str, str] = field(default_factory=dict)
     objective_value: float | None = None
+    outcome: str | None = None
     run_id: str | None = None
     tracking_uri: str | None = None
     watched: list[tuple[Path, str]] = field(default_factory=list)
+
+    def set_outcome(self, outcome: str) -> None:
+        """Mark a run that ends early without failing (``"PRUNED"``): the sweep records it so."""
+        self.outcome = outcome
+        self.set_tags(**{"orchestrator.outcome": outcome})
 
     def metric_name(self, stage: Stage, keras_name: str) -> str:
         """The name a Keras metric is logged under: ``"<stage>/<keras name>"``."""

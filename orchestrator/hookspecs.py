@@ -159,6 +159,21 @@ def orchestrator_before_run(context):
 
 
 @hookspec
+def orchestrator_fit_callbacks(context, stage):
+    """Return Keras callbacks to add to a fit stage (a list, or ``None``).
+
+    For plugins that must act inside ``Model.fit`` (stop early, prune a trial);
+    to observe epochs, ``orchestrator_after_epoch`` is simpler.
+
+    Example::
+
+        @hookimpl
+        def orchestrator_fit_callbacks(context, stage):
+            return [keras.callbacks.TerminateOnNaN()]
+    """
+
+
+@hookspec
 def orchestrator_before_stage(context, stage):
     """Called before each stage; ``stage`` is a :class:`~orchestrator.context.Stage`."""
 

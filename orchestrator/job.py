@@ -29,7 +29,7 @@ def run_job(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from orchestrator.run import execute, prepare
-    from orchestrator.sweep import best, current_job, describe, read_journal, record
+    from orchestrator.sweep import FAILURES, best, current_job, describe, read_journal, record
 
     hydra_cfg = HydraConfig.get()
     sweep = current_job(hydra_cfg)
@@ -43,7 +43,7 @@ def run_job(cfg: DictConfig) -> float | None:
         return execute(prepare(cfg, **arguments))
 
     entry = {"number": sweep.number, "overrides": sweep.overrides, "objective": None, "run_id": None}
-    if sweep.fail_fast and any(j["status"] != "FINISHED" for j in read_journal(sweep.dir)):
+    if sweep.fail_fast and any(j["status"] in FAILURES for j in read_journal(sweep.dir)):
         log.warning("Job %d skipped: an earlier job failed and fail_fast is on", sweep.number)
         record(sweep.dir, {**entry, "status": "SKIPPED", "error": "skipped after a failure (fail_fast)"})
         return None
@@ -53,7 +53,7 @@ def run_job(cfg: DictConfig) -> float | None:
     try:
         context = prepare(cfg, **arguments)
         objective = execute(context)
-        entry.update(status="FINISHED", objective=objective)
+        entry.update(status=context.outcome or "FINISHED", objective=objective)
     except UserError as error:
         entry.update(status="FAILED", error=str(error))
         log.error("Job %d failed: %s", sweep.number, error)

@@ -75,8 +75,11 @@ def fit(
         set_trainable(context.model, trainable, f"{key}.trainable")
     if trainable or optimizer is not None:
         compile_model(context, optimizer_node=optimizer, optimizer_key=f"{key}.optimizer")
-    callbacks = build_callbacks(context) + [
-        LifecycleCallback(context, stage, checkpoint_every=trainer.checkpoint_every)
+    from_plugins = context.hook.orchestrator_fit_callbacks(context=context, stage=stage)
+    callbacks = [
+        *build_callbacks(context),
+        *(callback for result in from_plugins for callback in (result or [])),
+        LifecycleCallback(context, stage, checkpoint_every=trainer.checkpoint_every),
     ]
     start = context.epochs_done
     history = context.model.fit(

@@ -36,6 +36,8 @@ from omegaconf import DictConfig
 log = logging.getLogger("orchestrator.sweep")
 
 JOURNAL = "orchestrator-jobs.jsonl"
+#: Job statuses that make a sweep fail (``PRUNED`` and ``FINISHED`` do not).
+FAILURES = ("FAILED", "KILLED", "SKIPPED")
 STATE = "orchestrator-sweep.json"
 
 
@@ -194,7 +196,7 @@ class SweepCallback(Callback):
         jobs = read_journal(self.sweep.dir)
         report = write_report(self.sweep, jobs)
         get_plugin_manager().hook.orchestrator_after_sweep(sweep=self.sweep, jobs=jobs, report=report)
-        failed = [j for j in jobs if j["status"] != "FINISHED"]
+        failed = [j for j in jobs if j["status"] in FAILURES]
         log.info(
             "Sweep %s: %d jobs, %d failed or skipped, %.1f s. Best: %s",
             self.sweep.id,

@@ -213,7 +213,9 @@ class MlflowTracker:
         counts = {status: sum(j["status"] == status for j in jobs) for status in {j["status"] for j in jobs}}
         for status, count in counts.items():
             retry(client.log_metric, parent, f"jobs_{status.lower()}", count)
-        failed = any(j["status"] != "FINISHED" for j in jobs)
+        from orchestrator.sweep import FAILURES
+
+        failed = any(j["status"] in FAILURES for j in jobs)
         retry(client.set_terminated, parent, status="FAILED" if failed else "FINISHED")
 
     # -- helpers ------------------------------------------------------------------
