@@ -122,7 +122,7 @@ def is_spec(node: Any) -> bool:
 def validate(cfg: DictConfig, registries: Mapping[str, Any]) -> None:
     """Check plugin names, argument names and value ranges; raise :class:`UserError`."""
     _check_ranges(cfg)
-    _check_spec(cfg.data, "data", registries["data_source"])
+    _check_data(to_python(cfg.data), registries["data_source"])
     _check_spec(cfg.model, "model", registries["model_builder"])
     _check_optimizer(cfg.optimizer, registries["optimizer"])
     _check_loss(to_python(cfg.loss), "loss", registries["loss"])
@@ -171,6 +171,16 @@ def _check_ranges(cfg: DictConfig) -> None:
 def _check_spec(node: Any, key: str, registry: Any) -> None:
     name, args = split_spec(node, key)
     registry.check(name, args, key)
+
+
+def _check_data(node: Any, registry: Any) -> None:
+    """A data source, and the ones it wraps (``data.source: {name: mnist}``), outermost first."""
+    key = "data"
+    while True:
+        _check_spec(node, key, registry)
+        if not is_spec(node.get("source")):
+            return
+        node, key = node["source"], f"{key}.source"
 
 
 def _check_optimizer(node: Any, registry: Any, key: str = "optimizer") -> None:

@@ -41,6 +41,9 @@ def orchestrator_register_data_sources(registry):
     A data source factory returns an :class:`orchestrator.Data` holding the
     train, validation and test splits in any form ``Model.fit`` accepts, plus an
     ``info`` dict (``input_shape``, ``num_classes``, ``source``) for model builders.
+    ``info["steps"] = {"train": 94, ...}`` gives the batches of one pass over each
+    split; the built-in stages use it as their step count, which a split that never
+    ends (a Python generator) needs. ``info["format"]`` is tagged on the run.
 
     Example::
 

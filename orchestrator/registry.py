@@ -142,9 +142,7 @@ class Registry:
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             return
         named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        accepted = [
-            n for n, p in params.items() if n not in (*INJECTED, self.name_field) and p.kind in named
-        ]
+        accepted = [n for n, p in params.items() if n not in (*INJECTED, self.name_field) and p.kind in named]
         for arg in args:
             if arg not in accepted:
                 raise UserError(

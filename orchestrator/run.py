@@ -124,7 +124,10 @@ def load_data(context: RunContext):
         raise UserError(
             "data.name", f"data source '{name}' returned {type(data).__name__}, not orchestrator.Data."
         )
-    context.set_tags(data_source=data.info.get("source", name))
+    tags = {"data_source": data.info.get("source", name)}
+    if "formats" in data.info:
+        tags["data.format"] = "+".join(data.info["formats"])
+    context.set_tags(**tags)
     return data
 
 

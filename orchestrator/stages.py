@@ -95,8 +95,10 @@ def fit(
         shuffle=shuffle,
         class_weight=_class_weight(class_weight),
         sample_weight=sample_weight,
-        steps_per_epoch=_steps(context, steps_per_epoch),
-        validation_steps=_steps(context, validation_steps) if validation_data is not None else None,
+        steps_per_epoch=_steps(context, steps_per_epoch, "train"),
+        validation_steps=_steps(context, validation_steps, validation)
+        if validation_data is not None
+        else None,
         validation_freq=validation_freq,
     )
     context.epochs_done = start + len(history.epoch)
@@ -131,7 +133,7 @@ def evaluate(
         y,
         batch_size=_batch_size(data, batch_size, context.cfg.trainer.batch_size),
         sample_weight=sample_weight,
-        steps=_steps(context, steps),
+        steps=_steps(context, steps, split),
         verbose=context.cfg.trainer.verbose,
         return_dict=True,
     )
@@ -169,7 +171,7 @@ def predict(
     predictions = context.model.predict(
         x,
         batch_size=_batch_size(data, batch_size, context.cfg.trainer.batch_size),
-        steps=None if samples is not None else _steps(context, steps),
+        steps=None if samples is not None else _steps(context, steps, split),
         verbose=context.cfg.trainer.verbose,
     )
     folder = Path(context.output_dir) / "predictions"
@@ -225,9 +227,15 @@ def _batch_size(split: Any, stage_value: int | None, default: int) -> int | None
     return default if stage_value is None else stage_value
 
 
-def _steps(context, stage_value: int | None) -> int | None:
-    """A stage's own step count, else ``trainer.limit_batches`` (``None``: the whole split)."""
-    return context.cfg.trainer.limit_batches if stage_value is None else stage_value
+def _steps(context, stage_value: int | None, split: str | None) -> int | None:
+    """The batches to read from ``split``: the stage's own count, else the smaller of
+    the data's one pass (``info["steps"][split]``) and ``trainer.limit_batches``;
+    ``None``: until the split ends."""
+    if stage_value is not None:
+        return stage_value
+    one_pass = (context.data.info.get("steps") or {}).get(split) if split else None
+    counts = [n for n in (one_pass, context.cfg.trainer.limit_batches) if n is not None]
+    return min(counts) if counts else None
 
 
 def _class_weight(class_weight: dict | None) -> dict | None:

@@ -23,15 +23,12 @@ order, so predictions line up with the labels.
 ``steps``: ``{split: ceil(samples / batch_size)}``, the batches of one pass. The
 run is tagged ``data.format`` (``sample_weighted+tf_data``).
 
-Steps. A ``tf.data.Dataset`` (without ``repeat``) and a ``PyDataset`` know their
-length, so Keras needs no steps. A Python generator does not end: Keras needs
-``steps_per_epoch`` and ``validation_steps`` for fit and ``steps`` for evaluate
-and predict; one pass over a split is ``info["steps"][split]`` batches. The
-built-in stages take them from their own arguments or ``trainer.limit_batches``;
-with neither, ``generator`` (and ``tf_data`` with ``repeat: true``) stops the run
-before training with the number to set. The ``generator`` source also makes a
-new generator for every stage (``Data.split`` returns a fresh one), so that
-evaluate and predict each start at the first test sample.
+Steps. A Python generator (and ``tf_data`` with ``repeat: true``) never ends, so
+Keras needs ``steps_per_epoch``, ``validation_steps`` and ``steps``: the built-in
+stages read one pass from ``info["steps"]`` unless the stage gives its own (or
+``trainer.limit_batches`` is smaller). The ``generator`` source also makes a new
+generator for every stage (``Data.split`` returns a fresh one), so that evaluate
+and predict each start at the first test sample.
 
 TensorFlow, Keras and pandas are imported inside the factories (through
 ``orchestrator_plugins.keras_guide.inputs``), never when plugins load.
@@ -48,7 +45,7 @@ from typing import Any
 
 from orchestrator import hookimpl
 from orchestrator.arrays import is_in_memory, length, unpack
-from orchestrator.config import named_entries, split_spec
+from orchestrator.config import split_spec
 from orchestrator.data import Data
 from orchestrator.errors import UserError
 
@@ -91,8 +88,8 @@ def tf_data(
 
     Args:
         shuffle_buffer: buffer of the training split's ``shuffle`` (``null`` or 0: no shuffling).
-        repeat: repeat the training split without end (``.repeat()``); fit then
-            needs ``steps_per_epoch``.
+        repeat: repeat the training split without end (``.repeat()``); fit reads
+            one pass per epoch (``info["steps"]["train"]``) unless told otherwise.
     """
     from orchestrator_plugins.keras_guide.inputs import to_tf_dataset
 
@@ -100,7 +97,7 @@ def tf_data(
         training = name == "train"
         return to_tf_dataset(split, batch_size, shuffle_buffer if training else None, repeat and training)
 
-    return _wrap(context, source, "tf_data", convert, batch_size, endless=("train",) if repeat else ())
+    return _wrap(context, source, "tf_data", convert, batch_size)
 
 
 def py_dataset(
@@ -150,7 +147,7 @@ def generator(
         training = shuffle and name == "train"
         return lambda: endless_batches(Batches(split, batch_size, shuffle=training, seed=seed))
 
-    return _wrap(context, source, "generator", convert, batch_size, endless=SPLITS, fresh=True)
+    return _wrap(context, source, "generator", convert, batch_size, fresh=True)
 
 
 def pandas(context, source: dict) -> Data:
@@ -224,13 +221,11 @@ def _wrap(
     fmt: str,
     convert: Callable[[str, Any], Any],
     batch_size: int | None = None,
-    endless: tuple[str, ...] = (),
     fresh: bool = False,
 ) -> Data:
     """Build the inner source, ``convert(name, split)`` each in-memory split, extend ``info``.
 
     With ``fresh``, ``convert`` returns a maker and the result is :class:`FreshSplits`.
-    ``endless`` names the splits that never end (Keras needs their steps).
     """
     key = _KEY.get()
     if batch_size is not None and int(batch_size) < 1:
@@ -257,9 +252,6 @@ def _wrap(
     if batch_size is not None:
         info["batch_size"] = int(batch_size)
         info["steps"] = {name: math.ceil(size / int(batch_size)) for name, size in sizes.items()}
-    if endless:
-        _require_steps(context, fmt, [name for name in endless if name in sizes], info["steps"])
-    context.set_tags(**{"data.format": "+".join(formats)})
     if fresh:
         makers = {name: maker for name, maker in converted.items() if maker is not None}
         first = {name: (maker() if maker is not None else None) for name, maker in converted.items()}
@@ -288,45 +280,6 @@ def _class_weights(class_weights: Any, key: str) -> dict[int, float]:
     except (TypeError, ValueError):
         message = f"classes must be integers and weights numbers, got {class_weights!r}."
         raise UserError(key, message) from None
-
-
-#: Built-in stage kind -> (stage argument holding the split's name and its default, steps argument).
-_STEP_ARGS: dict[str, list[tuple[str | None, str, str]]] = {
-    "fit": [(None, "train", "steps_per_epoch"), ("validation", "validation", "validation_steps")],
-    "evaluate": [("split", "test", "steps")],
-    "predict": [("split", "test", "steps")],
-}
-
-
-def _require_steps(context, fmt: str, endless: list[str], steps: dict[str, int]) -> None:
-    """Stop before training when a built-in stage would read an endless split without a step count.
-
-    Keras would loop forever (fit) or never return (evaluate, predict). The
-    steps come from the stage's own argument or ``trainer.limit_batches``. An
-    evaluate or predict stage whose own steps are not one pass gets a warning.
-    """
-    limit = context.cfg.trainer.get("limit_batches")
-    missing: dict[str, int] = {}
-    for label, entry in named_entries(context.cfg.stages):
-        for split_arg, default_split, steps_arg in _STEP_ARGS.get(entry.get("kind"), []):
-            split = entry.get(split_arg, default_split) if split_arg else default_split
-            if split not in endless:
-                continue
-            given = entry.get(steps_arg)
-            if given is None and limit is None:
-                missing[f"stages.{label}.{steps_arg}"] = steps[split]
-            elif given is not None and steps_arg == "steps" and given != steps[split]:
-                log.warning(
-                    "stages.%s.steps=%s, but one pass over the %s split is %s batches.",
-                    label, given, split, steps[split],
-                )  # fmt: skip
-    if missing:
-        overrides = " ".join(f"{key}={value}" for key, value in missing.items())
-        raise UserError(
-            next(iter(missing)),
-            f"data '{fmt}' gives endless splits, so Keras needs step counts; one pass is "
-            f"ceil(samples / batch_size) batches. Set {overrides} (or trainer.limit_batches).",
-        )
 
 
 @hookimpl
