@@ -41,7 +41,7 @@ def typecheck(session):
 
 @nox.session
 def smoke(session):
-    """Every experiment preset, one tiny job each, as one Hydra multirun."""
+    """Every guide preset, one tiny job each, as one Hydra multirun."""
     with tempfile.TemporaryDirectory() as folder:
         session.chdir(folder)
         session.run(
@@ -49,7 +49,7 @@ def smoke(session):
             "-m",
             "orchestrator",
             "-m",
-            "+experiment=glob(*)",
+            "+experiment=glob(guide_*)",
             *SMOKE_OVERRIDES,
             *session.posargs,
             env={"TF_CPP_MIN_LOG_LEVEL": "2"},
