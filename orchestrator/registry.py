@@ -154,6 +154,19 @@ class Registry:
         if missing:
             raise UserError(key, f"{self.kind} '{entry.name}' needs the argument(s): {', '.join(missing)}.")
 
+    def _explain_refused_arguments(
+        self, entry: Entry, factory: LazyFactory, args: Mapping[str, Any], key: str
+    ) -> None:
+        """After a Keras class refused its arguments: name the one it does not know, with a hint."""
+        accepted = _class_parameters(factory.resolve())
+        for arg in args:
+            if accepted and arg not in accepted:
+                raise UserError(
+                    f"{key}.{arg}",
+                    f"{self.kind} '{entry.name}' takes no argument '{arg}'."
+                    f"{closest(arg, accepted)} Accepted: {choices_text(accepted)}.",
+                )
+
     def create(self, name: str, args: Mapping[str, Any], key: str, **injected: Any) -> Any:
         """Call the factory registered as ``name`` with ``args``.
 
@@ -175,11 +188,32 @@ class Registry:
         except UserError:
             raise
         except Exception as error:
+            if isinstance(factory, LazyFactory) and isinstance(error, (TypeError, ValueError)):
+                self._explain_refused_arguments(entry, factory, args, key)
             raise UserError(
                 key,
                 f"{self.kind} '{name}' from {entry.origin} failed with the arguments "
                 f"{dict(args)}: {type(error).__name__}: {error}",
             ) from error
+
+
+def _class_parameters(target: Any) -> list[str]:
+    """The named ``__init__`` parameters of a class and of the bases its ``**kwargs`` reach."""
+    names: list[str] = []
+    for cls in getattr(target, "__mro__", ()):
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        signature = _signature(init)
+        if signature is None:
+            break
+        names += [n for n, p in signature.parameters.items() if n != "self" and p.kind in _NAMED]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+            break
+    return list(dict.fromkeys(names))
+
+
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
 def _signature(factory: Callable[..., Any]) -> inspect.Signature | None:
