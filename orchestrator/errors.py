@@ -37,3 +37,30 @@ def closest(name: str, names) -> str:
 
     match = difflib.get_close_matches(str(name), list(names), n=1, cutoff=0.6)
     return f" Did you mean '{match[0]}'?" if match else ""
+
+
+#: Lines of a TensorFlow error message that are its traceback, not its meaning.
+_NOISE = ("File ", "[[", "Detected at node", "defined at", "Graph execution error", "Traceback")
+
+#: Phrases of Keras and TensorFlow errors -> what the user should check.
+_HINTS = {
+    "incompatible shapes": "the labels do not fit the model's outputs",
+    "are incompatible": "the labels do not fit the model's outputs",
+    "received a label value of": "a label is outside the model's classes",
+}
+_LABEL_HINT = (
+    " Check data.one_hot (sparse_* losses and metrics take class numbers, categorical_* take"
+    " one-hot rows), the loss, the metrics and the model's output size."
+)
+
+
+def summarize(error: BaseException) -> str:
+    """``"TypeName: message"`` in one line; a TensorFlow graph traceback is cut to its last line,
+    and a label/output mismatch gets a hint of what to check."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    meaningful = [line for line in lines if not line.startswith(_NOISE)]
+    text = meaningful[-1] if len(lines) > 2 and meaningful else " ".join(lines)
+    summary = f"{type(error).__name__}: {text}"
+    if any(phrase in summary.lower() for phrase in _HINTS):
+        summary += "." + _LABEL_HINT
+    return summary

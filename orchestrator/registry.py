@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.errors import UserError, choices_text, closest
+from orchestrator.errors import UserError, choices_text, closest, summarize
 from orchestrator.lazy import LazyFactory
 
 #: The plugin kinds, in the order they are listed: registry kind -> registration hook.
@@ -193,7 +193,7 @@ class Registry:
             raise UserError(
                 key,
                 f"{self.kind} '{name}' from {entry.origin} failed with the arguments "
-                f"{dict(args)}: {type(error).__name__}: {error}",
+                f"{dict(args)}: {summarize(error)}",
             ) from error
 
 
