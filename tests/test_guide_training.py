@@ -101,7 +101,7 @@ def test_learning_rate_schedules_follow_their_formula_epoch_by_epoch(workdir):
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow_client(workdir)
     experiment = client.get_experiment_by_name("guide_lr_schedules")
-    runs = client.search_runs([experiment.experiment_id])
+    runs = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
     assert len(runs) == len(SCHEDULES)
     for run in runs:
         schedule = run.data.params["optimizer.learning_rate.name"]
