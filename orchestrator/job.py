@@ -4,7 +4,8 @@ Outside a multirun a user error propagates to the command line, which prints
 it. Inside one, a failing job is recorded (``FAILED`` in MLflow and in the
 sweep journal) and the sweep goes on; with ``fail_fast`` the jobs that have not
 started yet are skipped. Each job logs a line when it starts and when it ends,
-with the best objective so far.
+with the best objective so far; its journal entry records how long it took,
+how long each stage took, and the process's peak memory.
 
 Example::
 
@@ -22,6 +23,15 @@ from omegaconf import DictConfig
 from orchestrator.errors import UserError
 
 log = logging.getLogger("orchestrator.sweep")
+
+
+def max_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (0 where it cannot be read)."""
+    try:
+        import resource
+    except ImportError:
+        return 0.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def run_job(cfg: DictConfig) -> float | None:
@@ -64,7 +74,13 @@ def run_job(cfg: DictConfig) -> float | None:
         entry.update(status="FAILED", error=f"{type(error).__name__}: {error}")
         log.exception("Job %d failed", sweep.number)
     entry["run_id"] = context.run_id if context is not None else None
-    entry["seconds"] = round(time.monotonic() - started, 2)
+    entry["seconds"] = round(time.monotonic() - started, 3)
+    entry["stage_seconds"] = {
+        name.removeprefix("time/").removesuffix("_seconds"): round(value, 3)
+        for name, value in (context.metrics.items() if context is not None else ())
+        if name.startswith("time/")
+    }
+    entry["max_rss_mb"] = round(max_rss_mb(), 1)
     record(sweep.dir, entry)
     direction = str(cfg.objective.direction)
     log.info(

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -145,12 +146,15 @@ def run_stage(context: RunContext, stage: Stage) -> None:
     log.info("Stage %s (%s)", stage.name, stage.kind)
     context.hook.orchestrator_before_stage(context=context, stage=stage)
     registry = context.registries["stage"]
+    started = time.perf_counter()
     metrics = registry.create(stage.kind, stage.args, f"stages.{stage.name}", context=context, stage=stage)
+    seconds = time.perf_counter() - started
     named = {context.metric_name(stage, name): value for name, value in (metrics or {}).items()}
-    context.record(named)
-    context.log_watched_artifacts()
     if named:
         log.info("Results of %s: %s", stage.name, "  ".join(f"{n}={v:.4g}" for n, v in named.items()))
+    named[f"time/{stage.name}_seconds"] = seconds
+    context.record(named)
+    context.log_watched_artifacts()
     context.hook.orchestrator_after_stage(context=context, stage=stage, metrics=named)
 
 
