@@ -55,7 +55,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 #: The project's own Hydra plugins, as ``module:Class``.
-HYDRA_PLUGINS = ("hydra_plugins.orchestrator_searchpath:OrchestratorSearchPathPlugin",)
+HYDRA_PLUGINS = (
+    "hydra_plugins.orchestrator_searchpath:OrchestratorSearchPathPlugin",
+    "hydra_plugins.orchestrator_optuna_sweeper:OrchestratorOptunaSweeper",
+)
 
 
 def register_hydra_plugins() -> None:

@@ -1,0 +1,370 @@
+"""What the Optuna sweeper and its jobs share: the search space, the storage, the trial file.
+
+The sweeper (main process) parses ``hydra.sweeper.params`` into Optuna
+distributions, creates the study, and before each batch writes
+``optuna-sweep.json`` in the sweep folder: the study's name and storage, the
+pruner, the pruning metric, and which job number runs which trial. A job (in
+the main process or a launcher's worker) reads that file to find its trial and
+reports to it through :func:`load_trial`.
+
+Optuna is imported inside the functions that need it; this module is private
+(Hydra's plugin scan skips ``_`` modules) and is imported only by the sweeper's
+``sweep()`` and by the pruning plugin when a job is a trial.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("orchestrator.optuna")
+
+#: The file in the sweep folder through which the sweeper tells its jobs which trial they are.
+SWEEP_FILE = "optuna-sweep.json"
+#: The default storage: an Optuna journal file in the sweep folder (reachable from every launcher).
+JOURNAL_FILE = "optuna-journal.log"
+
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "none")
+
+
+class SweeperConfigError(Exception):
+    """A mistake in ``hydra.sweeper``: the key at fault and what would be right."""
+
+    def __init__(self, key: str, problem: str):
+        self.key = key
+        super().__init__(f"{key}: {problem}")
+
+    def exit(self) -> None:
+        """Print the error as one paragraph and end the command with exit code 2 (a user error)."""
+        print(f"Error: {self}", file=sys.stderr)
+        print("(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+# -- Search space ----------------------------------------------------------------------
+
+
+@dataclass
+class Dimension:
+    """One searched override key: its Optuna distribution and how a value is written back."""
+
+    key: str
+    distribution: Any
+    #: For a categorical dimension: the override text of each choice (``[64,64]``, ``a\\ b``).
+    texts: list[str] | None = None
+
+    def text(self, value: Any) -> str:
+        """The override text of a value Optuna picked (``"0.0031"``, ``"[64,64]"``)."""
+        if self.texts is not None:
+            return self.texts[self.distribution.choices.index(value)]
+        if isinstance(value, float):
+            return repr(value)
+        return str(value)
+
+    def override(self, value: Any) -> str:
+        return f"{self.key}={self.text(value)}"
+
+    def optuna_value(self, value: Any) -> Any:
+        """A value as written in ``enqueue_trials`` -> the value Optuna stores for this dimension."""
+        if self.texts is None:
+            return value
+        if value in self.distribution.choices:
+            return value
+        text = hydra_text(value)
+        for choice, choice_text in zip(self.distribution.choices, self.texts, strict=True):
+            if text in (choice_text, hydra_text(choice)):
+                return choice
+        raise SweeperConfigError(
+            "hydra.sweeper.enqueue_trials",
+            f"{value!r} is not one of the choices of {self.key}: {', '.join(self.texts)}.",
+        )
+
+
+def hydra_text(value: Any) -> str:
+    """A Python value as Hydra override text: ``[64,64]``, ``true``, ``null``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(hydra_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def search_space(overrides: list[Any]) -> tuple[dict[str, Dimension], list[str]]:
+    """Parsed overrides -> (searched dimensions by key, fixed overrides applied to every trial).
+
+    A later override of a key replaces an earlier one (command line over
+    ``hydra.sweeper.params``); a fixed value on the command line removes the key
+    from the search.
+    """
+    dimensions: dict[str, Dimension] = {}
+    fixed: dict[str, str] = {}
+    for override in overrides:
+        key = override.get_key_element()
+        dimensions.pop(key, None)
+        fixed.pop(key, None)
+        if override.is_sweep_override():
+            dimensions[key] = dimension(override)
+        else:
+            fixed[key] = override.input_line or f"{key}={override.get_value_element_as_str()}"
+    return dimensions, list(fixed.values())
+
+
+def enqueued(space: dict[str, Dimension], trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``hydra.sweeper.enqueue_trials`` as the params Optuna stores (checked against the search)."""
+    result = []
+    for params in trials:
+        unknown = sorted(set(params) - set(space))
+        if unknown:
+            raise SweeperConfigError(
+                "hydra.sweeper.enqueue_trials",
+                f"{', '.join(unknown)} not in the search space ({', '.join(space) or 'empty'}).",
+            )
+        result.append({key: space[key].optuna_value(value) for key, value in params.items()})
+    return result
+
+
+def dimension(override: Any) -> Dimension:
+    """One sweep override (``choice``, ``range``, ``interval``, with ``tag(log, ...)``) as a distribution."""
+    from hydra.core.override_parser.types import (
+        ChoiceSweep,
+        IntervalSweep,
+        RangeSweep,
+        Transformer,
+    )
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    key = override.get_key_element()
+    where = key  # the searched override key, from hydra.sweeper.params or the command line
+    sweep = override.value()
+    log_scale = "log" in getattr(sweep, "tags", set())
+    try:
+        if isinstance(sweep, ChoiceSweep) or (isinstance(sweep, RangeSweep) and sweep.shuffle):
+            if log_scale:
+                raise SweeperConfigError(
+                    where, "tag(log, ...) applies to interval() and range(), not choice()."
+                )
+            raw = list(override.sweep_iterator(transformer=Transformer.identity))
+            if not raw:
+                raise SweeperConfigError(where, "the choice is empty.")
+            choices: tuple[Any, ...] = tuple(Transformer.encode(x) for x in raw)
+            return Dimension(key, CategoricalDistribution(choices), [Transformer.str(x) for x in raw])
+        if isinstance(sweep, RangeSweep):
+            if log_scale:
+                raise SweeperConfigError(
+                    where, "Optuna has no log scale with a step; use tag(log, int(interval(a, b)))."
+                )
+            values = list(override.sweep_iterator(transformer=Transformer.identity))
+            if not values:
+                raise SweeperConfigError(where, f"{override.input_line} is empty (the stop is exclusive).")
+            step = abs(sweep.step)
+            if all(isinstance(v, int) for v in values) and isinstance(step, int):
+                return Dimension(key, IntDistribution(min(values), max(values), step=step))
+            low, high = round(min(values), 12), round(max(values), 12)
+            return Dimension(key, FloatDistribution(low, high, step=float(step)))
+        if isinstance(sweep, IntervalSweep):
+            low, high = sweep.start, sweep.end
+            assert low is not None and high is not None
+            if isinstance(low, int) and isinstance(high, int):
+                return Dimension(key, IntDistribution(low, high, log=log_scale))
+            return Dimension(key, FloatDistribution(float(low), float(high), log=log_scale))
+    except ValueError as error:  # Optuna's checks: low > high, log scale from 0, ...
+        raise SweeperConfigError(where, str(error)) from None
+    raise SweeperConfigError(where, f"{override.input_line}: not a sweep Optuna can sample.")
+
+
+# -- Checks of the sweep's config ------------------------------------------------------------
+
+TARGET = "hydra_plugins.orchestrator_optuna_sweeper.OrchestratorOptunaSweeper"
+
+
+def is_selected(cfg: Any) -> bool:
+    """Whether the multirun of ``cfg`` (with its ``hydra`` node) uses this sweeper."""
+    sweeper = cfg.hydra.get("sweeper") if "hydra" in cfg else None
+    return sweeper is not None and sweeper.get("_target_") == TARGET
+
+
+def check(cfg: Any, warn: bool = False) -> tuple[str, str | None]:
+    """``(direction, pruning metric)`` of a sweep's config, or a :class:`SweeperConfigError`.
+
+    The direction defaults to ``objective.direction``; the pruning metric (``None``
+    without a pruner) to ``objective.metric``, and must be logged every epoch:
+    ``<fit stage>/<Keras name>``.
+    """
+    from omegaconf import OmegaConf
+
+    sweeper = cfg.hydra.sweeper
+    objective = str(cfg.objective.direction)
+    direction = str(sweeper.get("direction") or objective)
+    if direction not in ("minimize", "maximize"):
+        raise SweeperConfigError(
+            "hydra.sweeper.direction", f"must be minimize or maximize, got {direction!r}."
+        )
+    if warn and direction != objective:
+        log.warning(
+            "hydra.sweeper.direction=%s but objective.direction=%s: Optuna will %s, while the sweep "
+            "report ranks jobs by objective.direction.",
+            direction,
+            objective,
+            direction,
+        )
+    for key in ("n_trials", "n_jobs"):
+        if int(sweeper.get(key, 1)) < 1:
+            raise SweeperConfigError(f"hydra.sweeper.{key}", f"must be 1 or more, got {sweeper.get(key)}.")
+    sampler = (sweeper.get("sampler") or {}).get("name", "tpe")
+    if sampler not in SAMPLERS:
+        raise SweeperConfigError(
+            "hydra.sweeper.sampler.name", f"must be one of {', '.join(SAMPLERS)}, got {sampler!r}."
+        )
+    pruner = sweeper.get("pruner") or {}
+    if pruner.get("name", "median") not in (*PRUNERS, None):
+        raise SweeperConfigError(
+            "hydra.sweeper.pruner.name", f"must be one of {', '.join(PRUNERS)}, got {pruner.get('name')!r}."
+        )
+    if pruner.get("name", "median") in ("none", None):
+        return direction, None
+    explicit = sweeper.get("pruning_metric")
+    metric = str(explicit or cfg.objective.metric)
+    source = "hydra.sweeper.pruning_metric" if explicit else "objective.metric"
+    stage_name, slash, keras_name = metric.partition("/")
+    stages: Any = OmegaConf.to_container(cfg.stages, resolve=True) or {}
+    stage = stages.get(stage_name) if slash and keras_name else None
+    kind = stage.get("kind") if isinstance(stage, dict) else None
+    if stage is None or kind in ("evaluate", "predict"):
+        fits = [
+            str(name)
+            for name, entry in stages.items()
+            if isinstance(entry, dict) and entry.get("kind") == "fit"
+        ]
+        # test/sparse_categorical_accuracy -> fit/val_sparse_categorical_accuracy
+        base = keras_name.removeprefix("val_") if slash and keras_name else "loss"
+        example = f"{fits[0] if fits else 'fit'}/val_{base}"
+        why = (
+            f"the stage '{stage_name}' is an {kind} stage, which logs it once"
+            if kind
+            else f"it is not named <fit stage>/<Keras name> (fit stages: {', '.join(fits) or 'none'})"
+        )
+        raise SweeperConfigError(
+            "hydra.sweeper.pruning_metric",
+            f"pruning needs a metric logged every epoch, but {source} is '{metric}': {why}. "
+            f"Set hydra.sweeper.pruning_metric={example} (or another per-epoch metric), "
+            "or turn pruning off with hydra.sweeper.pruner.name=none.",
+        )
+    lowered = keras_name.lower()
+    if warn and (
+        (direction == "maximize" and lowered.endswith(("loss", "error")))
+        or (direction == "minimize" and "acc" in lowered)
+    ):
+        log.warning(
+            "The pruning metric %s looks like one to %s, but the study's direction is %s, and the "
+            "pruner compares it in that direction.",
+            metric,
+            "minimize" if direction == "maximize" else "maximize",
+            direction,
+        )
+    return direction, metric
+
+
+# -- Study ------------------------------------------------------------------------------
+
+
+def resolve_storage(storage: str | None, sweep_dir: Path) -> str:
+    """The storage as the jobs will open it: a database URL, or a journal file's absolute path."""
+    if not storage:
+        return str(Path(sweep_dir) / JOURNAL_FILE)
+    if "://" in storage:
+        return storage
+    return str(Path(storage).expanduser().resolve())
+
+
+def open_storage(storage: str) -> Any:
+    """An Optuna storage: ``sqlite:///...`` (any database URL) or a journal file path."""
+    import optuna
+
+    if "://" in storage:
+        return optuna.storages.get_storage(storage)
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    Path(storage).parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(storage))
+
+
+def make_sampler(conf: dict[str, Any]) -> Any:
+    import optuna
+
+    name = conf.get("name", "tpe")
+    seed = conf.get("seed")
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(conf.get("n_startup_trials", 10)))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise SweeperConfigError(
+        "hydra.sweeper.sampler.name", f"must be one of {', '.join(SAMPLERS)}, got {name!r}."
+    )
+
+
+def make_pruner(conf: dict[str, Any]) -> Any:
+    import optuna
+
+    name = conf.get("name", "median")
+    if name == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=int(conf.get("n_startup_trials", 5)),
+            n_warmup_steps=int(conf.get("n_warmup_steps", 0)),
+            interval_steps=int(conf.get("interval_steps", 1)),
+        )
+    if name in ("none", None):
+        return optuna.pruners.NopPruner()
+    raise SweeperConfigError(
+        "hydra.sweeper.pruner.name", f"must be one of {', '.join(PRUNERS)}, got {name!r}."
+    )
+
+
+# -- The trial file ------------------------------------------------------------------------
+
+
+def write_sweep_file(sweep_dir: Path, info: dict[str, Any]) -> None:
+    """Write ``optuna-sweep.json`` atomically (jobs of the next batch read it)."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(info, indent=2))
+    temporary.replace(path)
+
+
+def read_trial(sweep_dir: Path, job_number: int) -> dict[str, Any] | None:
+    """What a job needs to reach its trial (``study_name``, ``storage``, ``trial``, ...), or ``None``."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.exists():
+        return None
+    info = json.loads(path.read_text())
+    trial = info.get("trials", {}).get(str(job_number))
+    if trial is None:
+        return None
+    return {**{k: v for k, v in info.items() if k != "trials"}, "trial": int(trial)}
+
+
+def load_trial(info: dict[str, Any]) -> Any:
+    """The running ``optuna.trial.Trial`` of a job, from the storage, in any process."""
+    import optuna
+
+    storage = open_storage(info["storage"])
+    study = optuna.load_study(
+        study_name=info["study_name"],
+        storage=storage,
+        sampler=optuna.samplers.RandomSampler(),  # a job never samples
+        pruner=make_pruner(info.get("pruner") or {}),
+    )
+    study_id = storage.get_study_id_from_name(info["study_name"])
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(info["trial"]))
+    return optuna.trial.Trial(study, trial_id)

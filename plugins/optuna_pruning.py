@@ -1,0 +1,93 @@
+"""Pruning of Optuna trials: a Keras callback in every trial of ``hydra/sweeper=orchestrator_optuna``.
+
+When a job is a trial of the orchestrator's Optuna sweeper (its sweep folder
+holds ``optuna-sweep.json`` naming the job's trial), the fit stage that logs
+the pruning metric (``hydra.sweeper.pruning_metric``, ``<stage>/<Keras name>``)
+gets an :class:`~orchestrator_plugins.keras_guide.optuna_pruning.OptunaPruningCallback`:
+after every epoch it reports the metric to the trial (step = epoch) and, when
+the pruner says so, stops training and marks the run ``PRUNED``. The run then
+ends normally: later stages run, MLflow tags it ``orchestrator.outcome=PRUNED``,
+the sweep journal records ``PRUNED`` and the sweeper tells Optuna.
+
+Every trial's MLflow run is tagged ``optuna.study`` and ``optuna.trial``.
+Before the first job, ``orchestrator_before_sweep`` checks the sweeper's
+config (a pruning metric that is not logged every epoch is an error, so is a
+search Optuna cannot sample), so that a mistake ends the command before any
+run is opened.
+
+Nothing happens outside such a sweep, and Optuna is imported only in one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator import hookimpl
+
+#: The outcome a pruned run ends with (``context.set_outcome``).
+PRUNED = "PRUNED"
+
+#: Trials already loaded in this process, by (sweep folder, job number).
+_trials: dict[tuple[str, int], Any] = {}
+
+
+def trial_info(context) -> dict[str, Any] | None:
+    """What the sweeper wrote for this job (study, storage, trial number, ...), or ``None``."""
+    sweep = getattr(context, "sweep", None)
+    if sweep is None:
+        return None
+    from hydra_plugins.orchestrator_optuna_sweeper._study import read_trial
+
+    return read_trial(sweep.dir, sweep.number)
+
+
+@hookimpl(tryfirst=True)
+def orchestrator_before_sweep(sweep):
+    """Check ``hydra.sweeper`` of an Optuna sweep before tracking opens the parent run."""
+    from hydra_plugins.orchestrator_optuna_sweeper import _study
+
+    if sweep.cfg is None or not _study.is_selected(sweep.cfg):
+        return
+    try:
+        _study.check(sweep.cfg)
+        _check_search(sweep)
+    except _study.SweeperConfigError as error:
+        error.exit()
+
+
+def _check_search(sweep) -> None:
+    """Parse the search space now; syntax errors are left for the sweeper, which reports them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.orchestrator_optuna_sweeper import _study, requested
+
+    sweeper: Any = OmegaConf.to_container(sweep.cfg.hydra.sweeper, resolve=True)
+    try:
+        overrides = OverridesParser.create().parse_overrides(requested(sweeper["params"], sweep.arguments))
+    except Exception:  # the sweeper parses them again and reports the error
+        return
+    space, _ = _study.search_space(overrides)
+    _study.enqueued(space, sweeper.get("enqueue_trials") or [])
+
+
+@hookimpl
+def orchestrator_fit_callbacks(context, stage):
+    info = trial_info(context)
+    if info is None:
+        return None
+    from orchestrator_plugins.keras_guide.optuna_pruning import OptunaPruningCallback
+
+    if "optuna.trial" not in context.tags:
+        context.set_tags(**{"optuna.study": info["study_name"], "optuna.trial": info["trial"]})
+    if context.outcome == PRUNED:  # a later fit stage of a pruned trial stops after one batch
+        return [OptunaPruningCallback(context, stage, trial=None, metric=None)]
+    metric = info.get("pruning_metric")
+    if not metric or metric.partition("/")[0] != stage.name:
+        return None
+    key = (str(context.sweep.dir), int(context.sweep.number))
+    if key not in _trials:
+        from hydra_plugins.orchestrator_optuna_sweeper._study import load_trial
+
+        _trials[key] = load_trial(info)
+    return [OptunaPruningCallback(context, stage, trial=_trials[key], metric=metric)]
