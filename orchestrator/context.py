@@ -60,6 +60,7 @@ class RunContext:
     metrics: dict[str, float] = field(default_factory=dict, repr=False)
     results: dict[str, Any] = field(default_factory=dict, repr=False)
     epochs_done: int = 0
+    last_checkpoint: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
     objective_value: float | None = None
     outcome: str | None = None

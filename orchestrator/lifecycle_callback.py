@@ -4,12 +4,14 @@ After every epoch it adds the optimizer's learning rate to the metrics
 (``<stage>/learning_rate``: what the optimizer, or its schedule at the step
 count reached, gives at the end of the epoch), writes a checkpoint (every
 ``trainer.checkpoint_every`` epochs), records the metrics under their logged
-names and calls the ``orchestrator_after_epoch`` hook. Imported only when a fit
-stage runs.
+names and calls the ``orchestrator_after_epoch`` hook. An epoch whose loss is
+NaN or infinite stops training and writes no checkpoint, so the last one on disk
+is the last good state. Imported only when a fit stage runs.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import keras
@@ -30,6 +32,7 @@ class LifecycleCallback(keras.callbacks.Callback):
         self.stage = stage
         self.checkpoint_every = checkpoint_every
         self.checkpoint_dir = Path(context.output_dir) / "checkpoints"
+        self.diverged: tuple[int, float] | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         metrics = {
@@ -41,11 +44,16 @@ class LifecycleCallback(keras.callbacks.Callback):
         if learning_rate is not None:
             metrics[self.context.metric_name(self.stage, "learning_rate")] = learning_rate
         self.context.record(metrics)
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            self.diverged = (epoch, loss)
+            self.model.stop_training = True
         checkpoint = None
-        if self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
+        if self.diverged is None and self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             checkpoint = self.checkpoint_dir / f"epoch-{epoch + 1:03d}.keras"
             self.model.save(checkpoint)
+            self.context.last_checkpoint = checkpoint
         self.context.hook.orchestrator_after_epoch(
             context=self.context,
             stage=self.stage,

@@ -76,10 +76,11 @@ def fit(
     if trainable or optimizer is not None:
         compile_model(context, optimizer_node=optimizer, optimizer_key=f"{key}.optimizer")
     from_plugins = context.hook.orchestrator_fit_callbacks(context=context, stage=stage)
+    lifecycle = LifecycleCallback(context, stage, checkpoint_every=trainer.checkpoint_every)
     callbacks = [
         *build_callbacks(context),
         *(callback for result in from_plugins for callback in (result or [])),
-        LifecycleCallback(context, stage, checkpoint_every=trainer.checkpoint_every),
+        lifecycle,
     ]
     start = context.epochs_done
     history = context.model.fit(
@@ -102,7 +103,19 @@ def fit(
         validation_freq=validation_freq,
     )
     context.epochs_done = start + len(history.epoch)
+    if lifecycle.diverged is not None:
+        _report_divergence(key, *lifecycle.diverged, context.last_checkpoint)
     return {}
+
+
+def _report_divergence(key: str, epoch: int, loss: float, checkpoint: Path | None) -> None:
+    kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written yet"
+    raise UserError(
+        key,
+        f"the training loss became {loss} in epoch {epoch + 1}, so training stopped; {kept}. "
+        "Lower optimizer.learning_rate, clip gradients (optimizer.clipnorm), or check the data "
+        "for NaN or infinite values.",
+    )
 
 
 def _check_validation_split(fraction: float, train: Any, key: str) -> None:

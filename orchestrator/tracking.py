@@ -8,7 +8,8 @@ from, so that ``mlflow ui`` started there shows the runs.
 
 What a job's run records:
 
-* params: the resolved config, flattened (``optimizer.learning_rate``);
+* params: the resolved config, flattened (``optimizer.learning_rate``), with the
+  values of secret-looking keys (password, token, secret, api_key, ...) masked;
 * metrics: every epoch of every fit stage with step = epoch, each stage's
   summary (``test/loss``), and ``objective``;
 * artifacts: ``config/`` (resolved config and overrides), ``checkpoints/``,
@@ -36,7 +37,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from orchestrator import hookimpl
-from orchestrator.config import flatten
+from orchestrator.config import flatten, masked
 from orchestrator.mlflow_store import open_client, retry
 
 log = logging.getLogger("orchestrator.tracking")
@@ -96,7 +97,7 @@ class MlflowTracker:
             "orchestrator.output_dir": str(context.output_dir),
             **_version_tags(),
             **_git_tags(),
-            **{str(k): str(v) for k, v in settings.tags.items()},
+            **{str(k): str(v) for k, v in masked(settings.tags).items()},
         }
         if sweep is not None:
             tags.update({"orchestrator.sweep_id": str(sweep.id), "orchestrator.job": str(sweep.number)})
@@ -107,7 +108,7 @@ class MlflowTracker:
         context.tracking_uri = uri
         context.run_id = self.run_id
         log.info("MLflow run %s in experiment '%s' (%s)", self.run_id, name, uri)
-        self._log_params(flatten(context.cfg))
+        self._log_params(flatten(masked(context.cfg)))
         self._log_config(context)
 
     @hookimpl
@@ -186,8 +187,8 @@ class MlflowTracker:
             }
         )
         config = sweep.dir / "sweep_config.yaml"
-        job_config = OmegaConf.masked_copy(sweep.cfg, [k for k in sweep.cfg if k != "hydra"])
-        config.write_text(OmegaConf.to_yaml(job_config, resolve=False))
+        job_config = {key: masked(value) for key, value in sweep.cfg.items() if key != "hydra"}
+        config.write_text(OmegaConf.to_yaml(OmegaConf.create(job_config)))
         retry(client.log_artifact, run.info.run_id, str(config), "config")
         log.info("MLflow parent run %s for sweep %s", run.info.run_id, sweep.id)
 
@@ -266,7 +267,7 @@ class MlflowTracker:
         folder = Path(context.output_dir)
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "config.yaml"
-        config.write_text(OmegaConf.to_yaml(context.cfg, resolve=True))
+        config.write_text(OmegaConf.to_yaml(OmegaConf.create(masked(context.cfg))))
         overrides = folder / "overrides.yaml"
         overrides.write_text(OmegaConf.to_yaml(OmegaConf.create(list(context.overrides))))
         retry(self.client.log_artifact, self.run_id, str(config), "config")
