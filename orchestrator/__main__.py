@@ -26,6 +26,7 @@ from orchestrator.errors import UserError  # noqa: E402
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("orchestrator")
 
@@ -95,7 +96,13 @@ def main() -> None:
         raise SystemExit(EXIT_USER_ERROR) from None
     register_schema()
     register_hydra_plugins()
-    hydra_main()
+    try:
+        hydra_main()
+    except KeyboardInterrupt:
+        if full_error():
+            raise
+        print("Interrupted: the run ended KILLED; its checkpoints are in its output folder.", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ class TrackingConfig:
     run_name: str | None = None
     log_checkpoints: bool = True
     log_model: bool = True
+    register_model: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 

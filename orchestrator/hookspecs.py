@@ -230,6 +230,9 @@ def orchestrator_before_sweep(sweep):
     ``sweep`` is an :class:`~orchestrator.sweep.Sweep`. What a plugin puts in
     ``sweep.state`` (JSON-serialisable) reaches every job as ``context.sweep.state``,
     whatever launcher runs the jobs. Tracking opens the parent run here.
+
+    Hydra turns an exception raised here into a warning; a plugin that must stop
+    the sweep prints its message and raises ``SystemExit``.
     """
 
 
@@ -239,6 +242,7 @@ def orchestrator_after_sweep(sweep, jobs, report):
 
     Args:
         jobs: one dict per job: ``number``, ``overrides``, ``status``
-            (``FINISHED``, ``FAILED``, ``KILLED``, ``SKIPPED``), ``objective``, ``run_id``, ``error``.
+            (``FINISHED``, ``PRUNED``, ``FAILED``, ``KILLED``, ``SKIPPED``), ``objective``,
+            ``run_id``, ``error``.
         report: the report files written in the sweep folder (``{"summary": Path, "plot": Path}``).
     """

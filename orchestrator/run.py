@@ -64,9 +64,9 @@ def execute(context: RunContext) -> float | None:
     """Run the prepared job between ``before_run`` and ``after_run``; return the objective."""
     global _runs_in_process
     cfg = context.cfg
-    context.hook.orchestrator_before_run(context=context)
     error: BaseException | None = None
     try:
+        context.hook.orchestrator_before_run(context=context)
         if _runs_in_process:
             forget_previous_run()
         _runs_in_process += 1

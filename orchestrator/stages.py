@@ -12,12 +12,15 @@ come from its entry in the ``stages`` mapping::
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from orchestrator import hookimpl
 from orchestrator.arrays import is_in_memory, take, unpack
 from orchestrator.errors import UserError
+
+log = logging.getLogger("orchestrator")
 
 
 def fit(
@@ -60,6 +63,9 @@ def fit(
     from orchestrator.model import compile_model, set_trainable
 
     key = f"stages.{stage.name}"
+    if context.outcome == "PRUNED":
+        log.info("Stage %s skipped: the run was pruned", stage.name)
+        return {}
     trainer = context.cfg.trainer
     epochs = trainer.epochs if epochs is None else epochs
     if epochs < 0:

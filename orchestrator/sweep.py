@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -53,6 +54,7 @@ class Sweep:
         direction: ``objective.direction`` (``minimize`` or ``maximize``).
         state: what plugins share with the jobs (``{"mlflow.parent_run_id": ...}``);
             saved in the sweep folder before the first job starts.
+        completed: whether the sweep reached its end (``False`` after a crash or Ctrl-C).
     """
 
     dir: Path
@@ -62,6 +64,7 @@ class Sweep:
     direction: str = "minimize"
     cfg: Any = field(default=None, repr=False)
     state: dict[str, Any] = field(default_factory=dict)
+    completed: bool = False
 
 
 @dataclass
@@ -166,6 +169,7 @@ class SweepCallback(Callback):
         self.fail_fast = fail_fast
         self.sweep: Sweep | None = None
         self.started = 0.0
+        self.finished = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from orchestrator.plugins import get_plugin_manager
@@ -185,14 +189,28 @@ class SweepCallback(Callback):
         (sweep_dir / STATE).write_text(json.dumps(self.sweep.state, indent=2))
         os.environ["ORCHESTRATOR_SWEEP_ID"] = self.sweep.id
         self.started = time.monotonic()
+        atexit.register(self._finish_interrupted)
         log.info("Sweep %s started in %s", self.sweep.id, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._finish(completed=True):
+            raise SystemExit(1)
+
+    def _finish_interrupted(self) -> None:
+        """At exit: a sweep that never reached its end (a crash, Ctrl-C) still gets its report."""
+        if self.sweep is not None and not self.finished:
+            log.warning("Sweep %s ended before its last job; reporting what finished.", self.sweep.id)
+            self._finish(completed=False)
+
+    def _finish(self, completed: bool) -> bool:
+        """Report on the sweep once; whether any job failed."""
         from orchestrator.plugins import get_plugin_manager
         from orchestrator.sweep_report import write_report
 
-        if self.sweep is None:
-            return
+        if self.sweep is None or self.finished:
+            return False
+        self.finished = True
+        self.sweep.completed = completed
         jobs = read_journal(self.sweep.dir)
         report = write_report(self.sweep, jobs)
         get_plugin_manager().hook.orchestrator_after_sweep(sweep=self.sweep, jobs=jobs, report=report)
@@ -205,5 +223,4 @@ class SweepCallback(Callback):
             time.monotonic() - self.started,
             describe(best(jobs, self.sweep.direction), overrides=True),
         )
-        if failed:
-            raise SystemExit(1)
+        return bool(failed)

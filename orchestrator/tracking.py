@@ -216,7 +216,7 @@ class MlflowTracker:
             retry(client.log_metric, parent, f"jobs_{status.lower()}", count)
         from orchestrator.sweep import FAILURES
 
-        failed = any(j["status"] in FAILURES for j in jobs)
+        failed = not sweep.completed or any(j["status"] in FAILURES for j in jobs)
         retry(client.set_terminated, parent, status="FAILED" if failed else "FINISHED")
 
     # -- helpers ------------------------------------------------------------------
