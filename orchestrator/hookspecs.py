@@ -44,6 +44,8 @@ def orchestrator_register_data_sources(registry):
     ``info["steps"] = {"train": 94, ...}`` gives the batches of one pass over each
     split; the built-in stages use it as their step count, which a split that never
     ends (a Python generator) needs. ``info["format"]`` is tagged on the run.
+    ``info["reusable"] = True`` says the same arguments always give the same
+    in-memory arrays: the next job of an in-process sweep then reuses them.
 
     Example::
 

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from orchestrator.config import named_entries, split_spec, validate
+from orchestrator.config import named_entries, split_spec, to_python, validate
 from orchestrator.context import RunContext, Stage
 from orchestrator.errors import UserError
 from orchestrator.plugins import get_plugin_manager
@@ -116,20 +117,36 @@ def seed_everything(seed: int | None, deterministic: bool) -> None:
 
 
 def load_data(context: RunContext):
-    """Call the data source named by ``data.name``; tag the run with where the data came from."""
+    """Call the data source named by ``data.name``; tag the run with where the data came from.
+
+    Data whose source declares ``info["reusable"] = True`` (the same arguments always
+    give the same arrays) is kept for the next job of an in-process sweep with the
+    same ``data`` config, so a sweep over learning rates reads the files once.
+    """
     from orchestrator.data import Data
 
-    name, args = split_spec(context.cfg.data, "data")
-    data = context.registries["data_source"].create(name, args, "data", context=context)
-    if not isinstance(data, Data):
-        raise UserError(
-            "data.name", f"data source '{name}' returned {type(data).__name__}, not orchestrator.Data."
-        )
-    tags = {"data_source": data.info.get("source", name)}
+    global _reusable_data
+    key = json.dumps(to_python(context.cfg.data), sort_keys=True, default=str)
+    if _reusable_data is not None and _reusable_data[0] == key:
+        data = _reusable_data[1]
+        log.info("Data: reusing the %s data of the previous job", data.info.get("source"))
+    else:
+        name, args = split_spec(context.cfg.data, "data")
+        data = context.registries["data_source"].create(name, args, "data", context=context)
+        if not isinstance(data, Data):
+            raise UserError(
+                "data.name", f"data source '{name}' returned {type(data).__name__}, not orchestrator.Data."
+            )
+        _reusable_data = (key, data) if data.info.get("reusable") else None
+    tags = {"data_source": data.info.get("source", context.cfg.data.get("name"))}
     if "formats" in data.info:
         tags["data.format"] = "+".join(data.info["formats"])
     context.set_tags(**tags)
     return data
+
+
+#: ``(data config as JSON, Data)`` of the last job, when its source said it may be reused.
+_reusable_data: tuple[str, Any] | None = None
 
 
 def configured_stages(cfg: DictConfig) -> list[Stage]:

@@ -248,7 +248,7 @@ def _wrap(
         sizes[name] = length(unpack(split)[0]) or 0
         converted[name] = convert(name, split)
     formats = [*inner.info.get("formats", []), fmt]
-    info = {**inner.info, "format": fmt, "formats": formats}
+    info = {**inner.info, "format": fmt, "formats": formats, "reusable": False}
     if batch_size is not None:
         info["batch_size"] = int(batch_size)
         info["steps"] = {name: math.ceil(size / int(batch_size)) for name, size in sizes.items()}

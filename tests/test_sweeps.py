@@ -64,6 +64,8 @@ def test_a_grid_sweep_has_one_parent_run_with_a_child_per_job_and_a_summary(work
     log = result.stdout + result.stderr
     assert log.count("started: ") == 4 and log.count("Best so far: job") == 4
     assert "Jobs of sweep" in log and "job  status    objective" in log
+    # The same data config: jobs 1-3 reuse the arrays job 0 read.
+    assert log.count("Data: reusing the bundled data of the previous job") == 3
 
 
 def test_a_parallel_sweep_on_a_fresh_sqlite_store_loses_no_job_or_metric(workdir):
