@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -43,16 +44,25 @@ def run_job(cfg: DictConfig) -> float | None:
 
     hydra_cfg = HydraConfig.get()
     sweep = current_job(hydra_cfg)
-    arguments = dict(
-        output_dir=Path(hydra_cfg.runtime.output_dir),
-        experiment=hydra_cfg.runtime.choices.get("experiment"),
-        overrides=list(hydra_cfg.overrides.task),
-        sweep=sweep,
-    )
-    if sweep is None:
-        return execute(prepare(cfg, **arguments))
 
-    entry = {"number": sweep.number, "overrides": sweep.overrides, "objective": None, "run_id": None}
+    def prepared():
+        return prepare(
+            cfg,
+            output_dir=Path(hydra_cfg.runtime.output_dir),
+            experiment=hydra_cfg.runtime.choices.get("experiment"),
+            overrides=list(hydra_cfg.overrides.task),
+            sweep=sweep,
+        )
+
+    if sweep is None:
+        return execute(prepared())
+
+    entry: dict[str, Any] = {
+        "number": sweep.number,
+        "overrides": sweep.overrides,
+        "objective": None,
+        "run_id": None,
+    }
     if sweep.fail_fast and any(j["status"] in FAILURES for j in read_journal(sweep.dir)):
         log.warning("Job %d skipped: an earlier job failed and fail_fast is on", sweep.number)
         record(sweep.dir, {**entry, "status": "SKIPPED", "error": "skipped after a failure (fail_fast)"})
@@ -61,7 +71,7 @@ def run_job(cfg: DictConfig) -> float | None:
     started = time.monotonic()
     context = None
     try:
-        context = prepare(cfg, **arguments)
+        context = prepared()
         objective = execute(context)
         entry.update(status=context.outcome or "FINISHED", objective=objective)
     except UserError as error:

@@ -66,6 +66,8 @@ class LifecycleCallback(keras.callbacks.Callback):
 def _learning_rate(model) -> float | None:
     """The optimizer's current learning rate (a schedule evaluated at its iterations)."""
     optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return None
     try:
         return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
     except (AttributeError, TypeError, ValueError):

@@ -68,18 +68,18 @@ def multi_io(
     ``class_activation`` is ``null`` as in the guide (a linear ``class_output``).
     """
     info = context.data.info if context is not None and context.data is not None else {}
-    image_shape = tuple(int(d) for d in (image_shape or info.get("image_shape") or (32, 32, 3)))
+    shape = tuple(int(d) for d in (image_shape or info.get("image_shape") or (32, 32, 3)))
     timeseries_features = int(timeseries_features or info.get("timeseries_features") or 10)
     num_classes = int(num_classes or info.get("num_classes") or 5)
-    if len(image_shape) != 3:
-        raise UserError("model.image_shape", f"must be [height, width, channels], got {list(image_shape)}.")
+    if len(shape) != 3:
+        raise UserError("model.image_shape", f"must be [height, width, channels], got {list(shape)}.")
     for key, value in (("filters", filters), ("kernel_size", kernel_size), ("num_classes", num_classes)):
         if int(value) < 1:
             raise UserError(f"model.{key}", f"must be 1 or more, got {value}.")
     from orchestrator_plugins.keras_guide.multi_io import build_multi_io
 
     return build_multi_io(
-        image_shape=image_shape,
+        image_shape=shape,
         timeseries_features=timeseries_features,
         num_classes=num_classes,
         filters=int(filters),
