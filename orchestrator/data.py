@@ -45,3 +45,22 @@ class Data:
 
             raise UserError("split", f"unknown split {name!r}; use train, validation or test.")
         return getattr(self, name)
+
+
+def model_dimensions(context, input_shape=None, num_classes=None) -> tuple[tuple[int, ...], int]:
+    """``(input shape, class count)`` for a model builder: its own arguments, else the data's ``info``.
+
+    Example::
+
+        shape, classes = model_dimensions(context, input_shape, num_classes)
+    """
+    from orchestrator.errors import UserError
+
+    info = context.data.info if context is not None and context.data is not None else {}
+    shape = tuple(input_shape or info.get("input_shape") or ())
+    classes = num_classes or info.get("num_classes")
+    if not shape:
+        raise UserError("model.input_shape", "the data source gives no input shape; set it here.")
+    if not classes:
+        raise UserError("model.num_classes", "the data source gives no class count; set it here.")
+    return shape, int(classes)

@@ -30,6 +30,7 @@ their module first (:func:`custom_objects` does it and returns them by name)::
 from __future__ import annotations
 
 from orchestrator import hookimpl
+from orchestrator.data import model_dimensions
 from orchestrator.errors import UserError
 
 # -- Losses ------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def mlp_with_layer_losses(
 
     from orchestrator_plugins.keras_guide.layers import ActivityRegularizationLayer, MetricLoggingLayer
 
-    shape, num_classes = _shape_and_classes(context, input_shape, num_classes)
+    shape, num_classes = model_dimensions(context, input_shape, num_classes)
     if not hidden_units or any(int(units) < 1 for units in hidden_units):
         raise UserError("model.hidden_units", f"needs one width or more, each 1 or more; got {hidden_units}.")
     if regularization_rate < 0:
@@ -223,17 +224,6 @@ def logistic_endpoint(
     logits = keras.layers.Dense(int(num_targets), name="logits")(inputs)
     predictions = LogisticEndpoint(prediction=prediction, name="predictions")(targets, logits)
     return keras.Model(inputs={"inputs": inputs, "targets": targets}, outputs=predictions)
-
-
-def _shape_and_classes(context, input_shape, num_classes):
-    info = context.data.info if context is not None and context.data is not None else {}
-    shape = tuple(input_shape or info.get("input_shape") or ())
-    num_classes = num_classes or info.get("num_classes")
-    if not shape:
-        raise UserError("model.input_shape", "the data source gives no input shape; set it here.")
-    if not num_classes:
-        raise UserError("model.num_classes", "the data source gives no class count; set it here.")
-    return shape, int(num_classes)
 
 
 # -- Loading saved models ---------------------------------------------------------------

@@ -13,6 +13,7 @@ Config::
 """
 
 from orchestrator import hookimpl
+from orchestrator.data import model_dimensions
 from orchestrator.errors import UserError
 
 
@@ -32,13 +33,7 @@ def mlp(
     """
     import keras
 
-    info = context.data.info if context is not None and context.data is not None else {}
-    shape = tuple(input_shape or info.get("input_shape") or ())
-    num_classes = num_classes or info.get("num_classes")
-    if not shape:
-        raise UserError("model.input_shape", "the data source gives no input shape; set it here.")
-    if not num_classes:
-        raise UserError("model.num_classes", "the data source gives no class count; set it here.")
+    shape, num_classes = model_dimensions(context, input_shape, num_classes)
     if any(int(units) < 1 for units in hidden_units):
         raise UserError("model.hidden_units", f"every width must be 1 or more, got {hidden_units}.")
     inputs = keras.Input(shape=shape, name=input_name)

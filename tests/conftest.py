@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,3 +63,23 @@ def only_run(folder: Path, experiment: str):
 def workdir(tmp_path: Path) -> Path:
     """An empty folder to run the CLI in (its mlflow.db and outputs/ land here)."""
     return tmp_path
+
+
+def heavy_modules_imported(args: list[str], folder: Path, heavy: tuple[str, ...]) -> tuple[list[str], str]:
+    """Run the CLI's ``main`` with ``args`` in a fresh interpreter.
+
+    Returns which of ``heavy`` it imported, and what it printed.
+    """
+    script = (
+        "import json, sys\n"
+        f"sys.argv = ['orchestrator', *{args!r}]\n"
+        "from orchestrator.__main__ import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY', json.dumps([m for m in {heavy!r} if m in sys.modules]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=folder, env=cli_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("HEAVY "))
+    return json.loads(line.removeprefix("HEAVY ")), result.stdout

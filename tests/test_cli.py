@@ -1,12 +1,10 @@
 """The command line: clear errors without tracebacks, light start-up, plugin listing."""
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import cli_env, mlflow_client, only_run, run_cli
+from tests.conftest import cli_env, heavy_modules_imported, mlflow_client, only_run, run_cli
 
 HEAVY = ("tensorflow", "keras", "mlflow")
 
@@ -55,18 +53,7 @@ def test_a_missing_data_file_fails_the_started_run_with_the_error_recorded(workd
 
 @pytest.mark.parametrize("args", [["+experiment=mnist", "--cfg", "job"], ["--help"], ["plugins"]])
 def test_start_up_paths_never_import_tensorflow_keras_or_mlflow(workdir, args):
-    script = (
-        "import sys\n"
-        f"sys.argv = ['orchestrator', *{args!r}]\n"
-        "from orchestrator.__main__ import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=workdir, env=cli_env(), capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    assert "HEAVY []" in result.stdout
+    assert heavy_modules_imported(args, workdir, HEAVY)[0] == []
 
 
 def test_plugins_lists_every_kind_with_its_distribution(workdir):

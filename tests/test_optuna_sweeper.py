@@ -8,13 +8,11 @@ journal, the sweep journal and the MLflow store the command wrote.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli_env, mlflow_client, run_cli
+from tests.conftest import heavy_modules_imported, mlflow_client, run_cli
 
 #: Tiny, offline, quiet: trials here test plumbing, not learning.
 SMOKE = [
@@ -190,23 +188,11 @@ HEAVY = ("optuna", "tensorflow", "keras", "mlflow")
 @pytest.mark.parametrize("flag", [["--help"], ["--cfg", "job"], ["--cfg", "hydra"]])
 def test_start_up_paths_with_the_sweep_preset_import_no_optuna_or_tensorflow(workdir, flag):
     args = ["+experiment=mnist", "+sweep=mnist_optuna", *flag]
-    script = (
-        "import sys\n"
-        f"sys.argv = ['orchestrator', *{args!r}]\n"
-        "from orchestrator.__main__ import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=workdir, env=cli_env(), capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    assert "HEAVY []" in result.stdout
+    imported, stdout = heavy_modules_imported(args, workdir, HEAVY)
+    assert imported == []
     if flag == ["--cfg", "hydra"]:
-        assert (
-            "_target_: hydra_plugins.orchestrator_optuna_sweeper.OrchestratorOptunaSweeper" in result.stdout
-        )
-        assert "optimizer.learning_rate: tag(log, interval(1e-4, 1e-1))" in result.stdout
+        assert "_target_: hydra_plugins.orchestrator_optuna_sweeper.OrchestratorOptunaSweeper" in stdout
+        assert "optimizer.learning_rate: tag(log, interval(1e-4, 1e-1))" in stdout
 
 
 def test_search_space_syntax_maps_to_optuna_distributions():
