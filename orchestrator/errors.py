@@ -47,6 +47,7 @@ _HINTS = {
     "incompatible shapes": "the labels do not fit the model's outputs",
     "are incompatible": "the labels do not fit the model's outputs",
     "received a label value of": "a label is outside the model's classes",
+    "target.shape": "the labels do not fit the loss",
 }
 _LABEL_HINT = (
     " Check data.one_hot (sparse_* losses and metrics take class numbers, categorical_* take"

@@ -106,7 +106,9 @@ def forget_previous_run() -> None:
 
 def seed_everything(seed: int | None, deterministic: bool) -> None:
     """Seed Python, NumPy and TensorFlow as ``keras.utils.set_random_seed`` does."""
-    import keras
+    from orchestrator.quiet_import import import_keras
+
+    keras = import_keras()
 
     if seed is not None:
         keras.utils.set_random_seed(seed)

@@ -118,3 +118,28 @@ def test_an_interrupted_sweep_still_reports_and_fails_its_parent_run(workdir):
     assert [c.info.status for c in children] == ["KILLED"]
     rows = client.download_artifacts(parent.info.run_id, "sweep/sweep_summary.csv", str(workdir))
     assert "KILLED" in Path(rows).read_text()
+
+
+def test_a_corrupt_data_file_is_named_with_what_is_wrong(workdir):
+    folder = workdir / "mnist"
+    folder.mkdir()
+    for stem in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        (folder / stem).write_bytes(b"this is not an IDX file")
+    result = run_cli("+experiment=mnist", f"data.path={folder}", "tracking=off", cwd=workdir)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "data.path" in result.stderr and "not an IDX file" in result.stderr
+
+
+@pytest.mark.slow
+def test_one_hot_labels_for_a_sparse_loss_get_a_hint_about_the_label_format(workdir):
+    result = run_cli("+experiment=mnist", *TINY, "data.one_hot=true", "tracking=off", cwd=workdir)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "stages.fit" in result.stderr and "Check data.one_hot" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 3

@@ -1,0 +1,79 @@
+"""Import TensorFlow and Keras without their start-up noise on stderr.
+
+TensorFlow's C++ runtime writes informational lines to the terminal while it
+loads (oneDNN notes, "Could not find cuda drivers", CPU instruction sets) that
+``TF_CPP_MIN_LOG_LEVEL`` no longer silences. During the import (and the first
+device query, which probes CUDA) file descriptor 2 goes to a temporary file;
+afterwards every line that is not one of those known notes is written back, so
+a real warning or error still reaches the user.
+
+Example::
+
+    keras = import_keras()
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from typing import Any
+
+#: Fragments of the start-up lines TensorFlow prints on every CPU-only machine.
+NOISE = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers",
+    "cpu_feature_guard",
+    "To enable the following instructions",
+    "rebuild TensorFlow with the appropriate compiler flags",
+    "failed call to cuInit",
+    "TF-TRT Warning",
+    "Unable to register cu",
+    "computation placer already registered",
+)
+
+_imported = False
+
+
+def import_keras() -> Any:
+    """``import keras`` (and TensorFlow, and a first device query) with the noise filtered."""
+    global _imported
+    if _imported or os.environ.get("ORCHESTRATOR_TF_NOISE") == "1":
+        import keras
+
+        return keras
+    with _filtered_stderr():
+        import keras
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    _imported = True
+    return keras
+
+
+class _filtered_stderr:
+    """Send fd 2 to a temporary file; on exit write back the lines that are not ``NOISE``."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        self.capture = tempfile.TemporaryFile(mode="w+b")
+        os.dup2(self.capture.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.capture.seek(0)
+        kept = [
+            line
+            for line in self.capture.read().decode(errors="replace").splitlines(keepends=True)
+            if not any(fragment in line for fragment in NOISE)
+        ]
+        self.capture.close()
+        if kept:
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+        return False
