@@ -1,0 +1,436 @@
+"""Review in MLflow: the trained model as an MLflow model, plots, and a summary at the end.
+
+At the end of every successful run:
+
+* the model is logged with MLflow's Keras flavour (an MLflow 3 *logged model*
+  named ``keras_model``, linked to the run and to its final metrics), with an input
+  example (the first test samples) and the signature inferred from it;
+  ``tracking.register_model=NAME`` also registers it in the Model Registry as a
+  new version of ``NAME``. ``tracking.log_model=false`` turns this off;
+* ``plots/learning_curves.png``: one panel per per-epoch metric, training
+  beside validation, read from the MLflow store (so a resumed run shows every
+  epoch) or, without tracking, from the epochs of this process;
+* ``plots/confusion_matrix.png`` for a classifier whose test split is in-memory
+  arrays (skipped with a log line otherwise);
+* a compact summary: the test metrics, the run id and where to open the run in
+  the MLflow UI. It comes last, after the tracker has ended the run.
+
+The model and plots go in before the tracker ends the run: this plugin's
+``orchestrator_after_run`` is ``tryfirst``, the summary ``trylast``. Keras,
+MLflow and matplotlib are imported inside the hooks only. Block the plugin with
+``ORCHESTRATOR_DISABLE_PLUGINS=mlflow_review``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import types
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from orchestrator import hookimpl
+from orchestrator.arrays import is_in_memory, take, unpack
+from orchestrator.mlflow_store import retry
+
+log = logging.getLogger("orchestrator.review")
+
+#: The MLflow 3 logged model's name. Not ``model``: MLflow resolves ``runs:/<run>/<name>/...`` to
+#: a logged model of that name first, which would hide the run's own ``model/model.keras``.
+MODEL_NAME = "keras_model"
+#: Test samples saved as the model's input example.
+EXAMPLE_SAMPLES = 5
+#: At most this many test samples go into the confusion matrix.
+CONFUSION_SAMPLES = 10_000
+#: Above this many classes the confusion matrix cells are not annotated.
+ANNOTATE_CLASSES = 20
+
+
+@dataclass
+class _Review:
+    started: float = field(default_factory=time.monotonic)
+    history: dict[str, dict[int, float]] = field(default_factory=dict)
+    results: dict[str, float] = field(default_factory=dict)
+    plots: list[str] = field(default_factory=list)
+    model: str | None = None
+    run_name: str | None = None
+    experiment_id: str | None = None
+
+
+#: The run being reviewed, per context (one at a time per process, but keyed to be safe).
+_reviews: dict[int, _Review] = {}
+
+
+def _review(context) -> _Review:
+    return _reviews.setdefault(id(context), _Review())
+
+
+@hookimpl
+def orchestrator_before_run(context):
+    _reviews[id(context)] = _Review()
+
+
+@hookimpl
+def orchestrator_after_epoch(context, stage, epoch, metrics, checkpoint):
+    history = _review(context).history
+    for name, value in metrics.items():
+        history.setdefault(name, {})[int(epoch)] = float(value)
+
+
+@hookimpl
+def orchestrator_after_stage(context, stage, metrics):
+    if stage.kind == "evaluate":
+        _review(context).results.update({k: v for k, v in metrics.items() if not k.startswith("time/")})
+
+
+@hookimpl(tryfirst=True)
+def orchestrator_after_run(context, error):
+    """Plots and the MLflow model, while the run is still open (before the tracker ends it).
+
+    Nothing here may raise: an exception would keep the tracker from ending the run.
+    """
+    if error is not None or context.model is None:
+        return
+    review = _review(context)
+    try:
+        if context.run_id is not None:
+            _read_run(context, review)
+        for name, draw in (("learning_curves", _learning_curves), ("confusion_matrix", _confusion_matrix)):
+            _save_plot(context, review, name, draw)
+        if context.run_id is not None:
+            _log_mlflow_model(context, review)
+    except Exception as failure:  # the trained run is kept; what failed here is reported
+        log.error("Review in MLflow incomplete: %s: %s", type(failure).__name__, failure)
+
+
+def _read_run(context, review: _Review) -> None:
+    from mlflow.tracking import MlflowClient
+
+    run = retry(MlflowClient(tracking_uri=context.tracking_uri).get_run, context.run_id)
+    review.run_name = run.info.run_name
+    review.experiment_id = run.info.experiment_id
+
+
+def _save_plot(context, review: _Review, name: str, draw) -> None:
+    """Draw one figure into ``plots/<name>.png`` and hand it over as an artifact."""
+    try:
+        figure = draw(context, review)
+    except Exception as failure:  # a plot never fails a trained run
+        log.warning("Plot %s skipped: %s: %s", name, type(failure).__name__, failure)
+        return
+    if figure is None:
+        return
+    folder = Path(context.output_dir) / "plots"
+    folder.mkdir(parents=True, exist_ok=True)
+    figure.savefig(folder / f"{name}.png", dpi=100)
+    context.log_artifact(folder / f"{name}.png", "plots")
+    review.plots.append(f"plots/{name}.png")
+
+
+@hookimpl(specname="orchestrator_after_run", trylast=True)
+def summarize(context, error):
+    """The last lines of a run: test metrics, run id, and where to review it."""
+    review = _reviews.pop(id(context), None)
+    if error is not None or review is None or context.sweep is not None:
+        return
+    seconds = time.monotonic() - review.started
+    results = review.results or (
+        {context.cfg.objective.metric: context.objective_value} if context.objective_value is not None else {}
+    )
+    metrics = "  ".join(f"{name}={value:.4g}" for name, value in results.items()) or "no test metrics"
+    name = f"Run {review.run_name}" if review.run_name else "The run"
+    lines = [f"{name} finished in {seconds:.0f} s: {metrics}"]
+    if context.run_id is None:
+        lines.append(f"  Files: {context.output_dir} (MLflow tracking is off)")
+    else:
+        kept = [*([f"model {review.model}"] if review.model else []), *review.plots]
+        lines.append(f"  MLflow run {context.run_id}" + (f": {', '.join(kept)}" if kept else ""))
+        lines.append("  " + review_hint(context.tracking_uri, review.experiment_id, context.run_id))
+    log.info("%s", "\n".join(lines))
+
+
+def review_hint(uri: str, experiment_id: str | None, run_id: str) -> str:
+    """Where to open a run in the MLflow UI (and how to start the UI on a local store)."""
+    import os
+
+    from orchestrator.tracking import tracking_uri
+
+    page = f"#/experiments/{experiment_id}/runs/{run_id}" if experiment_id else ""
+    if uri.startswith(("http://", "https://")):
+        return f"Review: {uri.rstrip('/')}/{page}"
+    command = "mlflow ui --host 127.0.0.1"
+    if uri != tracking_uri(None) or "MLFLOW_TRACKING_URI" in os.environ:
+        command += f" --backend-store-uri {uri}"
+    return f"Review: `{command}` in {Path.cwd()}, then open http://127.0.0.1:5000/{page}"
+
+
+# -- The MLflow model ----------------------------------------------------------------
+
+
+def _log_mlflow_model(context, review: _Review) -> None:
+    """Log ``context.model`` with the Keras flavour on the job's run, without an active run."""
+    from mlflow.models import Model
+    from mlflow.tracking import MlflowClient
+
+    settings = context.cfg.tracking
+    register = settings.get("register_model") or None
+    if not settings.log_model:
+        if register:
+            log.warning("tracking.register_model=%s is ignored: tracking.log_model is false.", register)
+        return
+    client = MlflowClient(tracking_uri=context.tracking_uri)
+    if not hasattr(client, "create_logged_model"):
+        log.warning(
+            "MLflow %s is too old to log the model with its Keras flavour (3.0+).", _version("mlflow")
+        )
+        return
+    run = retry(client.get_run, context.run_id)
+    example, signature = _example_and_signature(context)
+    # The logged model is created here, in the run's own experiment: MLflow would
+    # otherwise put it in the active (or default) experiment of this process.
+    logged = retry(
+        client.create_logged_model,
+        run.info.experiment_id,
+        name=MODEL_NAME,
+        source_run_id=context.run_id,
+        params=dict(run.data.params),
+        model_type="keras",
+    )
+    with _tracking_uri(context.tracking_uri):
+        info = Model.log(
+            artifact_path=None,
+            name=MODEL_NAME,
+            flavor=_keras_flavour(),
+            model=context.model,
+            run_id=context.run_id,
+            model_id=logged.model_id,
+            input_example=example,
+            signature=signature,
+            pip_requirements=_requirements(),
+            registered_model_name=register,
+            step=context.epochs_done,
+            validate_serving_input=False,
+        )
+    review.model = info.model_uri
+    if register:
+        review.model += f" (registered as {register} version {info.registered_model_version})"
+    # Outside a sweep the summary names the model; a sweep job has no summary.
+    (log.info if context.sweep is not None else log.debug)("Logged the MLflow model %s", review.model)
+
+
+def _keras_flavour() -> Any:
+    """``mlflow.keras``, but its ``save_model`` creates the model folder before the input example
+    goes in (MLflow's does not: https://github.com/mlflow/mlflow/issues/16183)."""
+    import mlflow.keras
+
+    def save_model(path, validate_serving_input=None, **kwargs):
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return mlflow.keras.save_model(path=path, **kwargs)
+
+    return types.SimpleNamespace(__name__=mlflow.keras.__name__, save_model=save_model)
+
+
+@contextlib.contextmanager
+def _tracking_uri(uri: str):
+    """MLflow's flavour API reads the process-wide tracking URI: point it at the run's store meanwhile."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _example_and_signature(context) -> tuple[Any, Any]:
+    """The first test (else validation, else train) samples and the signature inferred from them."""
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    data = context.data
+    split = next((s for s in (data.test, data.validation, data.train) if is_in_memory(s)), None)
+    x = unpack(split)[0] if split is not None else None
+    if isinstance(x, dict) and all(isinstance(v, np.ndarray) for v in x.values()):
+        example = take(x, EXAMPLE_SAMPLES)
+    elif isinstance(x, np.ndarray):
+        example = x[:EXAMPLE_SAMPLES]
+    else:
+        log.info("MLflow model: no input example or signature (the inputs are not in-memory arrays).")
+        return None, None
+    try:
+        output = context.model.predict(example, verbose=0)
+        if isinstance(output, (list, tuple)):
+            output = dict(zip(context.model.output_names, output, strict=True))
+        return example, infer_signature(example, output)
+    except Exception as failure:
+        log.warning("MLflow model: no signature (%s: %s).", type(failure).__name__, failure)
+        return example, None
+
+
+def _requirements() -> list[str]:
+    """Keras and its backend, pinned: MLflow would otherwise infer them in a subprocess (seconds)."""
+    import keras
+
+    backend = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(keras.backend.backend())
+    return [f"{dist}=={_version(dist)}" for dist in ("keras", backend) if dist and _version(dist)]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+# -- Plots -------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float):
+    """A matplotlib figure drawn with Agg, without pyplot's global state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _epoch_history(context, review: _Review) -> dict[str, dict[int, float]]:
+    """Every per-epoch metric by step: from the MLflow store when the run has one."""
+    history = {name: dict(steps) for name, steps in review.history.items()}
+    if context.run_id is None or not history:
+        return history
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=context.tracking_uri)
+    for name in history:
+        stored = retry(client.get_metric_history, context.run_id, name)
+        history[name].update({m.step: m.value for m in stored})
+    return history
+
+
+def _learning_curves(context, review: _Review):
+    """One panel per Keras metric, its training and validation values against the epoch."""
+    history = _epoch_history(context, review)
+    if not history:
+        log.info("Plot learning_curves skipped: no fit stage reported an epoch.")
+        return None
+    panels: dict[str, list[tuple[str, dict[int, float]]]] = {}
+    stages = list(dict.fromkeys(name.partition("/")[0] for name in history))
+    for name, steps in history.items():
+        stage, _, keras_name = name.partition("/")
+        validation = keras_name.startswith("val_")
+        base = keras_name[4:] if validation else keras_name
+        label = "validation" if validation else "train"
+        panels.setdefault(base, []).append((label if len(stages) == 1 else f"{stage} {label}", steps))
+    for base, lines in panels.items():  # a metric with no validation twin (learning_rate) needs no legend
+        if not any(label.endswith("validation") for label, _ in lines):
+            panels[base] = [(label.removesuffix("train").strip(), steps) for label, steps in lines]
+    order = sorted(panels, key=lambda base: (base != "loss", base == "learning_rate"))
+    columns = min(3, len(order))
+    rows = -(-len(order) // columns)
+    figure = _figure(4.4 * columns, 3.2 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axis, base in zip(axes, order, strict=False):
+        for index, (label, steps) in enumerate(panels[base]):
+            epochs = sorted(steps)
+            style = _line_style(label, index, stages)
+            axis.plot([e + 1 for e in epochs], [steps[e] for e in epochs], label=label, **style)
+        axis.set_title(base)
+        axis.set_xlabel("epoch")
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.grid(alpha=0.3)
+        axis.ticklabel_format(axis="y", useOffset=False)
+        if any(label for label, _ in panels[base]):
+            axis.legend(fontsize="small")
+    for axis in axes[len(order) :]:
+        axis.set_visible(False)
+    figure.suptitle(f"Learning curves: {review.run_name or context.experiment or 'run'}")
+    return figure
+
+
+def _line_style(label: str, index: int, stages: list[str]) -> dict[str, Any]:
+    """One colour per line; with several fit stages, one colour per stage, validation dashed."""
+    if len(stages) == 1:
+        return {"marker": "o", "color": f"C{index}"}
+    stage = label.split(" ")[0]
+    dashed = label.endswith("validation")
+    color = f"C{stages.index(stage) if stage in stages else index}"
+    return {"marker": "s" if dashed else "o", "linestyle": "--" if dashed else "-", "color": color}
+
+
+def _confusion_matrix(context, review: _Review):
+    """True against predicted class on the in-memory test split of a single-output classifier."""
+    import numpy as np
+
+    test = context.data.test if context.data is not None else None
+    if not is_in_memory(test):
+        kind = "no test split" if test is None else f"the test split is a {type(test).__name__}"
+        log.info("Plot confusion_matrix skipped: %s, not in-memory arrays.", kind)
+        return None
+    x, y, _ = unpack(test)
+    if not isinstance(y, np.ndarray) or len(y) == 0:
+        log.info("Plot confusion_matrix skipped: not a single-output model with label arrays.")
+        return None
+    count = min(len(y), CONFUSION_SAMPLES)
+    scores = context.model.predict(take(x, count), batch_size=256, verbose=0)
+    truth, predicted, classes = _labels(context, np.asarray(y[:count]), scores)
+    if truth is None:
+        log.info("Plot confusion_matrix skipped: the model is not a classifier.")
+        return None
+    matrix = np.zeros((classes, classes), dtype=int)
+    np.add.at(matrix, (truth, predicted), 1)
+    names = [str(c) for c in (context.data.info.get("class_names") or range(classes))]
+    size = min(10.0, 2.5 + 0.45 * classes)
+    figure = _figure(size + 1.2, size)
+    axis = figure.subplots()
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis, shrink=0.8)
+    if classes <= ANNOTATE_CLASSES:
+        ticks = range(classes)
+        axis.set_xticks(ticks, names, rotation=45 if max(map(len, names)) > 2 else 0)
+        axis.set_yticks(ticks, names)
+        high = matrix.max() / 2
+        for (row, column), value in np.ndenumerate(matrix):
+            colour = "white" if value > high else "black"
+            axis.text(column, row, value, ha="center", va="center", fontsize="small", color=colour)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    accuracy = float(np.trace(matrix)) / max(1, count)
+    axis.set_title(f"Confusion matrix, test split ({count} samples, accuracy {accuracy:.3f})")
+    return figure
+
+
+def _labels(context, y, scores) -> tuple[Any, Any, int]:
+    """``(true classes, predicted classes, class count)``, or ``(None, None, 0)`` for a non-classifier."""
+    import numpy as np
+
+    if isinstance(scores, (list, tuple, dict)):
+        return None, None, 0
+    scores = np.asarray(scores)
+    loss = str(context.cfg.get("loss")).lower()
+    known = context.data.info.get("num_classes")
+    if scores.ndim == 2 and scores.shape[1] >= 2:
+        classes = scores.shape[1]
+        if known != classes and not any(word in loss for word in ("crossentropy", "hinge", "focal")):
+            return None, None, 0
+        predicted = scores.argmax(axis=1)
+    elif scores.size == len(scores) and "binary" in loss:
+        classes = 2
+        flat = scores.reshape(-1)
+        threshold = 0.5 if 0 <= flat.min() and flat.max() <= 1 else 0.0  # probabilities or logits
+        predicted = (flat > threshold).astype(int)
+    else:
+        return None, None, 0
+    if y.ndim == 2 and y.shape[1] == classes and classes > 1:
+        truth = y.argmax(axis=1)
+    else:
+        truth = y.reshape(len(y), -1)[:, 0] if y.ndim > 1 and y.size == len(y) else y
+        if truth.ndim != 1 or not np.all(np.mod(truth, 1) == 0) or truth.min() < 0 or truth.max() >= classes:
+            return None, None, 0
+        truth = truth.astype(int)
+    return truth, predicted, classes
