@@ -243,7 +243,7 @@ def _tracking_uri(uri: str):
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it, as MLflow's own code does
 
 
 def _example_and_signature(context) -> tuple[Any, Any]:
