@@ -59,6 +59,17 @@ def run_name(experiment: str | None, overrides: list[str], job: int | None = Non
     return (f"{base}[{','.join(shown)}]" if shown else base)[:250]
 
 
+def review_hint(uri: str, experiment_id: str | None, run_id: str) -> str:
+    """Where to open a run in the MLflow UI (and how to start the UI on a local store)."""
+    page = f"#/experiments/{experiment_id}/runs/{run_id}" if experiment_id else ""
+    if uri.startswith(("http://", "https://")):
+        return f"Review: {uri.rstrip('/')}/{page}"
+    command = "mlflow ui --host 127.0.0.1"
+    if uri != tracking_uri(None) or "MLFLOW_TRACKING_URI" in os.environ:
+        command += f" --backend-store-uri {uri}"
+    return f"Review: `{command}` in {Path.cwd()}, then open http://127.0.0.1:5000/{page}"
+
+
 def experiment_name(configured: str | None, preset: str | None) -> str:
     return configured or preset or "default"
 
@@ -70,6 +81,7 @@ class MlflowTracker:
         self.clients: dict[str, object] = {}
         self.client = None
         self.run_id: str | None = None
+        self.experiment_id: str | None = None
 
     def _client(self, uri: str):
         """One client per store and process: the store is opened (and migrated) once."""
@@ -86,10 +98,13 @@ class MlflowTracker:
         if not settings.enabled:
             return
         sweep = context.sweep
+        # MLflow would print its own "View run at ..." lines for server stores.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         uri = (sweep.state.get("mlflow.tracking_uri") if sweep else None) or tracking_uri(settings.uri)
         self.client = self._client(uri)
         name = experiment_name(settings.experiment_name, context.experiment)
         experiment_id = self._experiment_id(name)
+        self.experiment_id = experiment_id
         job = sweep.number if sweep else None
         tags = {
             "mlflow.runName": settings.run_name or run_name(context.experiment, context.overrides, job),
@@ -152,8 +167,11 @@ class MlflowTracker:
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
             self._log_error(context, error)
         retry(self.client.set_terminated, self.run_id, status=status)
-        hint = self._review_hint(context) if context.sweep is None else ""
-        log.info("MLflow run %s ended %s. %s", self.run_id, status, hint)
+        if status == "FINISHED" or context.sweep is not None:
+            log.info("MLflow run %s ended %s.", self.run_id, status)
+        else:
+            hint = review_hint(context.tracking_uri, self.experiment_id, self.run_id)
+            log.info("MLflow run %s ended %s. %s", self.run_id, status, hint)
         self.run_id = None
 
     # -- a sweep -----------------------------------------------------------------
@@ -220,19 +238,6 @@ class MlflowTracker:
         retry(client.set_terminated, parent, status="FAILED" if failed else "FINISHED")
 
     # -- helpers ------------------------------------------------------------------
-
-    def _review_hint(self, context) -> str:
-        """How to open this run in the MLflow UI."""
-        run = retry(self.client.get_run, self.run_id)
-        page = f"#/experiments/{run.info.experiment_id}/runs/{self.run_id}"
-        uri = context.tracking_uri
-        if uri.startswith(("http://", "https://")):
-            return f"Review it at {uri.rstrip('/')}/{page}"
-        if uri == tracking_uri(None) and "MLFLOW_TRACKING_URI" not in os.environ:
-            command = "mlflow ui --host 127.0.0.1"
-        else:
-            command = f"mlflow ui --host 127.0.0.1 --backend-store-uri {uri}"
-        return f"Review it: run `{command}` in {Path.cwd()} and open http://127.0.0.1:5000/{page}"
 
     def _experiment_id(self, name: str, client=None) -> str:
         client = client or self.client

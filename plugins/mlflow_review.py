@@ -35,6 +35,7 @@ from typing import Any
 from orchestrator import hookimpl
 from orchestrator.arrays import is_in_memory, take, unpack
 from orchestrator.mlflow_store import retry
+from orchestrator.tracking import review_hint
 
 log = logging.getLogger("orchestrator.review")
 
@@ -150,21 +151,6 @@ def summarize(context, error):
         lines.append(f"  MLflow run {context.run_id}" + (f": {', '.join(kept)}" if kept else ""))
         lines.append("  " + review_hint(context.tracking_uri, review.experiment_id, context.run_id))
     log.info("%s", "\n".join(lines))
-
-
-def review_hint(uri: str, experiment_id: str | None, run_id: str) -> str:
-    """Where to open a run in the MLflow UI (and how to start the UI on a local store)."""
-    import os
-
-    from orchestrator.tracking import tracking_uri
-
-    page = f"#/experiments/{experiment_id}/runs/{run_id}" if experiment_id else ""
-    if uri.startswith(("http://", "https://")):
-        return f"Review: {uri.rstrip('/')}/{page}"
-    command = "mlflow ui --host 127.0.0.1"
-    if uri != tracking_uri(None) or "MLFLOW_TRACKING_URI" in os.environ:
-        command += f" --backend-store-uri {uri}"
-    return f"Review: `{command}` in {Path.cwd()}, then open http://127.0.0.1:5000/{page}"
 
 
 # -- The MLflow model ----------------------------------------------------------------
