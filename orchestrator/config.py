@@ -47,6 +47,7 @@ class TrackingConfig:
     log_checkpoints: bool = True
     log_model: bool = True
     register_model: str | None = None
+    review_in_sweeps: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
 

@@ -15,6 +15,10 @@ At the end of every successful run:
 * a compact summary: the test metrics, the run id and where to open the run in
   the MLflow UI. It comes last, after the tracker has ended the run.
 
+In a sweep, jobs get neither (their metrics, checkpoints and ``model.keras`` are
+logged as always), since they would cost about a second a job;
+``tracking.review_in_sweeps=true`` gives every job the model and plots too.
+
 The model and plots go in before the tracker ends the run: this plugin's
 ``orchestrator_after_run`` is ``tryfirst``, the summary ``trylast``. Keras,
 MLflow and matplotlib are imported inside the hooks only. Block the plugin with
@@ -95,6 +99,8 @@ def orchestrator_after_run(context, error):
     """
     if error is not None or context.model is None:
         return
+    if context.sweep is not None and not context.cfg.tracking.review_in_sweeps:
+        return  # a sweep's jobs keep their metrics and model.keras; tracking.review_in_sweeps adds the rest
     review = _review(context)
     try:
         if context.run_id is not None:

@@ -47,6 +47,7 @@ SWEEP = [
     "trainer.limit_batches=3",
     "trainer.epochs=1",
     "data.source=bundled",
+    "tracking.review_in_sweeps=true",  # every job also logs its MLflow model and plots
 ]
 JOB_ARTIFACTS = {
     "config/config.yaml",
