@@ -1,0 +1,78 @@
+"""The mlflow_review plugin: the MLflow model loads back and predicts as the run did; plots; sweeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import mlflow_client, only_run, run_cli
+
+pytestmark = pytest.mark.slow
+
+REGISTERED = "digits-review"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("review")
+    result = run_cli(
+        "+experiment=mnist",
+        "data.source=bundled",
+        "trainer.limit_batches=5",
+        "trainer.verbose=0",
+        f"tracking.register_model={REGISTERED}",
+        cwd=folder,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+def test_the_registered_mlflow_model_predicts_what_the_run_predicted(folder):
+    import mlflow
+
+    from orchestrator_plugins.mnist import mnist
+
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model(f"models:/{REGISTERED}/1")
+    x_test, _ = mnist(source="bundled").test
+    run = only_run(folder, "mnist")
+    in_process = np.load(Path(run.data.tags["orchestrator.output_dir"]) / "predictions" / "predict.npy")
+    loaded = np.asarray(model.predict(x_test[:3]))
+    np.testing.assert_allclose(loaded, in_process, rtol=1e-5, atol=1e-6)
+
+
+def test_the_mlflow_model_has_a_signature_and_an_input_example(folder):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    info = mlflow.models.get_model_info(f"models:/{REGISTERED}/1")
+    assert info.signature is not None
+    assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == [-1, 784]
+    assert info.saved_input_example_info is not None
+
+
+def test_learning_curves_and_a_confusion_matrix_are_logged_as_pngs(folder, tmp_path):
+    client, run = mlflow_client(folder), only_run(folder, "mnist")
+    for name in ("plots/learning_curves.png", "plots/confusion_matrix.png"):
+        local = Path(client.download_artifacts(run.info.run_id, name, str(tmp_path)))
+        assert local.read_bytes()[:8] == PNG
+
+
+def test_sweep_jobs_skip_the_mlflow_model_and_plots_unless_asked(workdir):
+    result = run_cli(
+        "-m", "+experiment=mnist", "data.source=bundled", "trainer.limit_batches=2", "trainer.epochs=1",
+        "tracking.review_in_sweeps=false,true", cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow_client(workdir)
+    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    jobs = {
+        r.data.params["tracking.review_in_sweeps"]: r for r in runs if "mlflow.parentRunId" in r.data.tags
+    }
+    plots = {
+        flag: [a.path for a in client.list_artifacts(run.info.run_id, "plots")] for flag, run in jobs.items()
+    }
+    assert plots["False"] == [] and "plots/learning_curves.png" in plots["True"]
