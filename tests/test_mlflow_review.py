@@ -50,7 +50,7 @@ def test_the_mlflow_model_has_a_signature_and_an_input_example(folder):
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     info = mlflow.models.get_model_info(f"models:/{REGISTERED}/1")
     assert info.signature is not None
-    assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == [-1, 784]
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 784]
     assert info.saved_input_example_info is not None
 
 
