@@ -1,0 +1,175 @@
+"""The review plots: learning curves and a confusion matrix, drawn with matplotlib's Agg.
+
+Used by :mod:`orchestrator_plugins.mlflow_review`; each function returns a
+figure, or ``None`` (with a log line) when the run has nothing to draw.
+
+Example::
+
+    figure = learning_curves(context, review)
+    figure.savefig("plots/learning_curves.png")
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.arrays import is_in_memory, take, unpack
+from orchestrator.mlflow_store import retry
+
+if TYPE_CHECKING:
+    from orchestrator_plugins.mlflow_review import _Review as Review
+
+log = logging.getLogger("orchestrator.review")
+
+#: At most this many test samples go into the confusion matrix.
+CONFUSION_SAMPLES = 10_000
+#: Above this many classes the confusion matrix cells are not annotated.
+ANNOTATE_CLASSES = 20
+
+
+def _figure(width: float, height: float):
+    """A matplotlib figure drawn with Agg, without pyplot's global state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _epoch_history(context, review: Review) -> dict[str, dict[int, float]]:
+    """Every per-epoch metric by step: from the MLflow store when the run has one."""
+    history = {name: dict(steps) for name, steps in review.history.items()}
+    if context.run_id is None or not history:
+        return history
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=context.tracking_uri)
+    for name in history:
+        stored = retry(client.get_metric_history, context.run_id, name)
+        history[name].update({m.step: m.value for m in stored})
+    return history
+
+
+def learning_curves(context, review: Review):
+    """One panel per Keras metric, its training and validation values against the epoch."""
+    history = _epoch_history(context, review)
+    if not history:
+        log.info("Plot learning_curves skipped: no fit stage reported an epoch.")
+        return None
+    panels: dict[str, list[tuple[str, dict[int, float]]]] = {}
+    stages = list(dict.fromkeys(name.partition("/")[0] for name in history))
+    for name, steps in history.items():
+        stage, _, keras_name = name.partition("/")
+        validation = keras_name.startswith("val_")
+        base = keras_name[4:] if validation else keras_name
+        label = "validation" if validation else "train"
+        panels.setdefault(base, []).append((label if len(stages) == 1 else f"{stage} {label}", steps))
+    for base, lines in panels.items():  # a metric with no validation twin (learning_rate) needs no legend
+        if not any(label.endswith("validation") for label, _ in lines):
+            panels[base] = [(label.removesuffix("train").strip(), steps) for label, steps in lines]
+    order = sorted(panels, key=lambda base: (base != "loss", base == "learning_rate"))
+    columns = min(3, len(order))
+    rows = -(-len(order) // columns)
+    figure = _figure(4.4 * columns, 3.2 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axis, base in zip(axes, order, strict=False):
+        for index, (label, steps) in enumerate(panels[base]):
+            epochs = sorted(steps)
+            style = _line_style(label, index, stages)
+            axis.plot([e + 1 for e in epochs], [steps[e] for e in epochs], label=label, **style)
+        axis.set_title(base)
+        axis.set_xlabel("epoch")
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.grid(alpha=0.3)
+        axis.ticklabel_format(axis="y", useOffset=False)
+        if any(label for label, _ in panels[base]):
+            axis.legend(fontsize="small")
+    for axis in axes[len(order) :]:
+        axis.set_visible(False)
+    figure.suptitle(f"Learning curves: {review.run_name or context.experiment or 'run'}")
+    return figure
+
+
+def _line_style(label: str, index: int, stages: list[str]) -> dict[str, Any]:
+    """One colour per line; with several fit stages, one colour per stage, validation dashed."""
+    if len(stages) == 1:
+        return {"marker": "o", "color": f"C{index}"}
+    stage = label.split(" ")[0]
+    dashed = label.endswith("validation")
+    color = f"C{stages.index(stage) if stage in stages else index}"
+    return {"marker": "s" if dashed else "o", "linestyle": "--" if dashed else "-", "color": color}
+
+
+def confusion_matrix(context, review: Review):
+    """True against predicted class on the in-memory test split of a single-output classifier."""
+    import numpy as np
+
+    test = context.data.test if context.data is not None else None
+    if not is_in_memory(test):
+        kind = "no test split" if test is None else f"the test split is a {type(test).__name__}"
+        log.info("Plot confusion_matrix skipped: %s, not in-memory arrays.", kind)
+        return None
+    x, y, _ = unpack(test)
+    if not isinstance(y, np.ndarray) or len(y) == 0:
+        log.info("Plot confusion_matrix skipped: not a single-output model with label arrays.")
+        return None
+    count = min(len(y), CONFUSION_SAMPLES)
+    scores = context.model.predict(take(x, count), batch_size=256, verbose=0)
+    truth, predicted, classes = _labels(context, np.asarray(y[:count]), scores)
+    if truth is None:
+        log.info("Plot confusion_matrix skipped: the model is not a classifier.")
+        return None
+    matrix = np.zeros((classes, classes), dtype=int)
+    np.add.at(matrix, (truth, predicted), 1)
+    names = [str(c) for c in (context.data.info.get("class_names") or range(classes))]
+    size = min(10.0, 2.5 + 0.45 * classes)
+    figure = _figure(size + 1.2, size)
+    axis = figure.subplots()
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis, shrink=0.8)
+    if classes <= ANNOTATE_CLASSES:
+        ticks = range(classes)
+        axis.set_xticks(ticks, names, rotation=45 if max(map(len, names)) > 2 else 0)
+        axis.set_yticks(ticks, names)
+        high = matrix.max() / 2
+        for (row, column), value in np.ndenumerate(matrix):
+            colour = "white" if value > high else "black"
+            axis.text(column, row, value, ha="center", va="center", fontsize="small", color=colour)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    accuracy = float(np.trace(matrix)) / max(1, count)
+    axis.set_title(f"Confusion matrix, test split ({count} samples, accuracy {accuracy:.3f})")
+    return figure
+
+
+def _labels(context, y, scores) -> tuple[Any, Any, int]:
+    """``(true classes, predicted classes, class count)``, or ``(None, None, 0)`` for a non-classifier."""
+    import numpy as np
+
+    if isinstance(scores, (list, tuple, dict)):
+        return None, None, 0
+    scores = np.asarray(scores)
+    loss = str(context.cfg.get("loss")).lower()
+    known = context.data.info.get("num_classes")
+    if scores.ndim == 2 and scores.shape[1] >= 2:
+        classes = scores.shape[1]
+        if known != classes and not any(word in loss for word in ("crossentropy", "hinge", "focal")):
+            return None, None, 0
+        predicted = scores.argmax(axis=1)
+    elif scores.size == len(scores) and "binary" in loss:
+        classes = 2
+        flat = scores.reshape(-1)
+        threshold = 0.5 if 0 <= flat.min() and flat.max() <= 1 else 0.0  # probabilities or logits
+        predicted = (flat > threshold).astype(int)
+    else:
+        return None, None, 0
+    if y.ndim == 2 and y.shape[1] == classes and classes > 1:
+        truth = y.argmax(axis=1)
+    else:
+        truth = y.reshape(len(y), -1)[:, 0] if y.ndim > 1 and y.size == len(y) else y
+        if truth.ndim != 1 or not np.all(np.mod(truth, 1) == 0) or truth.min() < 0 or truth.max() >= classes:
+            return None, None, 0
+        truth = truth.astype(int)
+    return truth, predicted, classes
