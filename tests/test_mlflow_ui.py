@@ -21,16 +21,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli_env, mlflow_client, run_cli, store_uri
+from tests.conftest import REPO, answers, cli_env, free_port, mlflow_client, run_cli, store_uri
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -57,22 +55,6 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is not installed: pip install playwright"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def answers(url: str) -> bool:
-    """Whether ``url`` answers 200 (never through a proxy)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def start_server(args: list[str], port: int, cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen:
