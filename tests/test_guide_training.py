@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ def test_early_stopping_really_stops_early_and_the_callbacks_keep_their_files(wo
         *BUNDLED,
         f"trainer.limit_batches={STEPS}",
         "callbacks.early_stopping.min_delta=10",  # no epoch improves by 10: stop after patience
+        "callbacks.batch_checkpoint.save_freq=2",
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -54,7 +56,12 @@ def test_early_stopping_really_stops_early_and_the_callbacks_keep_their_files(wo
     assert np.allclose(last_of_each_epoch, [value for _, value in epochs], rtol=1e-5)
 
     kept = [a.path for a in client.list_artifacts(run.info.run_id, "model_checkpoint")]
-    assert kept and all(p.startswith("model_checkpoint/mymodel-") for p in kept)
+    best = [p for p in kept if p.startswith("model_checkpoint/mymodel-")]
+    every_two_batches = [
+        p for p in kept if re.fullmatch(r"model_checkpoint/e\d\d-b\d{4}-loss[\d.]+\.keras", p)
+    ]
+    assert best, kept
+    assert len(every_two_batches) >= 3, kept  # 9 batches, saved every 2
 
 
 def test_tensorboard_event_files_are_kept_as_artifacts_with_histograms(workdir):
