@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,41 @@ def answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def mlflow_process(args: list[str], folder: Path, log_name: str, start_seconds: float = 120) -> Iterator[str]:
+    """``mlflow <args>`` on a free port of 127.0.0.1, in its own process group; yields its address.
+
+    The server runs lean for 2 cores (no background job runner); it is stopped,
+    with every process it started, when the block ends.
+    """
+    import os
+    import signal
+    import time
+
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", *args, "--host", "127.0.0.1", "--port", str(port)]
+    log = folder / log_name
+    env = cli_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    with open(log, "w") as output:
+        server = subprocess.Popen(
+            command, cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + start_seconds
+        while not answers(f"http://127.0.0.1:{port}/health"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"`{' '.join(command)}` did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if server.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=10)

@@ -16,19 +16,21 @@ installs both: ``apt-get install chromium``, ``pip install -e '.[dev]'``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, answers, cli_env, free_port, mlflow_client, run_cli, store_uri
+from tests.conftest import (
+    REPO,
+    mlflow_client,
+    mlflow_process,
+    run_cli,
+    store_uri,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -55,40 +57,6 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is not installed: pip install playwright"
 )
-
-
-def start_server(args: list[str], port: int, cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen:
-    """``mlflow <args> --host 127.0.0.1 --port <port>`` in its own process group, once it answers."""
-    command = [sys.executable, "-m", "mlflow", *args, "--host", "127.0.0.1", "--port", str(port)]
-    with open(log, "w") as output:
-        server = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while not answers(f"http://127.0.0.1:{port}/health"):
-        if server.poll() is not None or time.monotonic() > deadline:
-            stop(server)
-            pytest.fail(f"`{' '.join(command)}` did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
-    return server
-
-
-def stop(server: subprocess.Popen) -> None:
-    """End the server and every process it started (its process group)."""
-    if server.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
-
-
-def server_env() -> dict[str, str]:
-    """A lean server for 2 cores: no background job runner."""
-    return cli_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
 
 
 @pytest.fixture(scope="module")
@@ -122,18 +90,9 @@ def run(result, folder):
 @pytest.fixture(scope="module")
 def ui(result, folder):
     """The base address of ``mlflow ui`` serving the run's store."""
-    port = free_port()
-    server = start_server(
-        ["ui", "--backend-store-uri", store_uri(folder), "--workers", "1"],
-        port,
-        folder,
-        folder / "mlflow-ui.log",
-        server_env(),
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(server)
+    args = ["ui", "--backend-store-uri", store_uri(folder), "--workers", "1"]
+    with mlflow_process(args, folder, "mlflow-ui.log", SERVER_START_SECONDS) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,14 @@ import math
 import os
 import pwd
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import answers, cli_env, free_port, run_cli
+from tests.conftest import cli_env, free_port, mlflow_process, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -118,37 +115,18 @@ def postgres(folder: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def mlflow_server(backend: str, artifacts: Path, folder: Path) -> Iterator[str]:
-    """``mlflow server`` on a free port of 127.0.0.1; yields its address; stops it and its children."""
-    port = free_port()
-    command = [
-        *(sys.executable, "-m", "mlflow", "server"),
-        *("--backend-store-uri", backend, "--artifacts-destination", str(artifacts)),
-        *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+    """``mlflow server`` on PostgreSQL with an artifacts folder; yields its address."""
+    args = [
+        "server",
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        str(artifacts),
+        "--workers",
+        "1",
     ]
-    log = folder / "mlflow-server.log"
-    # No background job runner: nothing here needs it, and it is a dozen processes on 2 cores.
-    env = cli_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    with open(log, "w") as output:
-        server = subprocess.Popen(
-            command, cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not answers(f"http://127.0.0.1:{port}/health"):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"`{' '.join(command)}` did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if server.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=10)
+    with mlflow_process(args, folder, "mlflow-server.log", SERVER_START_SECONDS) as address:
+        yield address
 
 
 def test_a_parallel_sweep_records_every_run_on_the_team_server(tmp_path):
