@@ -101,7 +101,11 @@ def main() -> None:
     except KeyboardInterrupt:
         if full_error():
             raise
-        print("Interrupted: the run ended KILLED; its checkpoints are in its output folder.", file=sys.stderr)
+        print(
+            "Interrupted: the run ended KILLED; its checkpoints are in its output folder. "
+            "Run the same command again to resume it (resume=false starts afresh).",
+            file=sys.stderr,
+        )
         raise SystemExit(EXIT_INTERRUPTED) from None
 
 

@@ -76,6 +76,7 @@ class Config:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     seed: int | None = None
     deterministic: bool = False
+    resume: bool = True
 
 
 def register_schema() -> None:

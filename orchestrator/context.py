@@ -46,6 +46,9 @@ class RunContext:
         experiment: the preset's name (``+experiment=mnist``), or ``None``.
         overrides: the job's command-line overrides (``["seed=7"]``).
         sweep: the job's :class:`~orchestrator.sweep.SweepJob` in a multirun, else ``None``.
+        index: the command's :class:`~orchestrator.resume.RunIndex` entry.
+        resume: where the run being continued stopped (:class:`~orchestrator.resume.ResumePoint`),
+            or ``None`` for a new run.
     """
 
     cfg: DictConfig = field(repr=False)
@@ -55,11 +58,14 @@ class RunContext:
     experiment: str | None = None
     overrides: list[str] = field(default_factory=list)
     sweep: Any = None
+    index: Any = field(default=None, repr=False)
+    resume: Any = None
     data: Any = field(default=None, repr=False)
     model: Any = field(default=None, repr=False)
     metrics: dict[str, float] = field(default_factory=dict, repr=False)
     results: dict[str, Any] = field(default_factory=dict, repr=False)
     epochs_done: int = 0
+    stage_start_epoch: int = 0
     last_checkpoint: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
     objective_value: float | None = None

@@ -35,6 +35,18 @@ def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def finished_before(sweep) -> dict[str, Any] | None:
+    """In a resumed sweep, the journal entry of this job if it finished before the interruption."""
+    from orchestrator.sweep import CARRIED_OVER, read_journal
+
+    if not sweep.state.get("resumed_from"):
+        return None
+    for job in read_journal(sweep.dir):
+        if job["overrides"] == sweep.overrides and job["status"] in CARRIED_OVER:
+            return job
+    return None
+
+
 def run_job(cfg: DictConfig) -> float | None:
     """Run the Hydra job of ``cfg``; return its objective."""
     from hydra.core.hydra_config import HydraConfig
@@ -52,6 +64,7 @@ def run_job(cfg: DictConfig) -> float | None:
             experiment=hydra_cfg.runtime.choices.get("experiment"),
             overrides=list(hydra_cfg.overrides.task),
             sweep=sweep,
+            root=Path(hydra_cfg.runtime.cwd),
         )
 
     if sweep is None:
@@ -63,6 +76,10 @@ def run_job(cfg: DictConfig) -> float | None:
         "objective": None,
         "run_id": None,
     }
+    done = finished_before(sweep)
+    if done is not None:
+        log.info("Job %d finished before the sweep was interrupted: %s", sweep.number, done["status"])
+        return done["objective"]
     if sweep.fail_fast and any(j["status"] in FAILURES for j in read_journal(sweep.dir)):
         log.warning("Job %d skipped: an earlier job failed and fail_fast is on", sweep.number)
         record(sweep.dir, {**entry, "status": "SKIPPED", "error": "skipped after a failure (fail_fast)"})

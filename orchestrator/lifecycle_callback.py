@@ -4,9 +4,12 @@ After every epoch it adds the optimizer's learning rate to the metrics
 (``<stage>/learning_rate``: what the optimizer, or its schedule at the step
 count reached, gives at the end of the epoch), writes a checkpoint (every
 ``trainer.checkpoint_every`` epochs), records the metrics under their logged
-names and calls the ``orchestrator_after_epoch`` hook. An epoch whose loss is
-NaN or infinite stops training and writes no checkpoint, so the last one on disk
-is the last good state. Imported only when a fit stage runs.
+names, calls the ``orchestrator_after_epoch`` hook and then saves the resume
+state (:mod:`orchestrator.resume`) pointing at the new checkpoint. An epoch whose
+loss is NaN or infinite stops training and writes no checkpoint, so the last
+one on disk is the last good state. When a fit stage continues after a kill, it
+gives the other callbacks their saved state once Keras has reset them in
+``on_train_begin``. Imported only when a fit stage runs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 
 import keras
 
+from orchestrator.resume import restore_callbacks, save_state
+
 
 class LifecycleCallback(keras.callbacks.Callback):
     """Forwards each finished epoch to ``orchestrator_after_epoch``.
@@ -24,15 +29,23 @@ class LifecycleCallback(keras.callbacks.Callback):
         context: the :class:`~orchestrator.context.RunContext`.
         stage: the running :class:`~orchestrator.context.Stage`.
         checkpoint_every: save a ``.keras`` checkpoint every this many epochs (0: never).
+        others: the fit's other callbacks, whose state the resume state keeps.
+        resume_state: the saved state this fit continues from, or ``None``.
     """
 
-    def __init__(self, context, stage, checkpoint_every: int):
+    def __init__(self, context, stage, checkpoint_every: int, others=(), resume_state=None):
         super().__init__()
         self.context = context
         self.stage = stage
         self.checkpoint_every = checkpoint_every
+        self.others = list(others)
+        self.resume_state = resume_state
         self.checkpoint_dir = Path(context.output_dir) / "checkpoints"
         self.diverged: tuple[int, float] | None = None
+
+    def on_train_begin(self, logs=None):
+        if self.resume_state is not None:
+            restore_callbacks(self.others, self.resume_state["callbacks"], Path(self.context.output_dir))
 
     def on_epoch_end(self, epoch, logs=None):
         metrics = {
@@ -44,6 +57,7 @@ class LifecycleCallback(keras.callbacks.Callback):
         if learning_rate is not None:
             metrics[self.context.metric_name(self.stage, "learning_rate")] = learning_rate
         self.context.record(metrics)
+        self.context.epochs_done = epoch + 1
         loss = float((logs or {}).get("loss", 0.0))
         if not math.isfinite(loss):
             self.diverged = (epoch, loss)
@@ -61,6 +75,8 @@ class LifecycleCallback(keras.callbacks.Callback):
             metrics=metrics,
             checkpoint=checkpoint,
         )
+        if checkpoint is not None:
+            save_state(self.context, self.stage, stage_done=False, weights=checkpoint, callbacks=self.others)
 
 
 def _learning_rate(model) -> float | None:

@@ -46,28 +46,40 @@ def prepare(
     experiment: str | None = None,
     overrides: list[str] | None = None,
     sweep: Any = None,
+    root: Path | None = None,
 ) -> RunContext:
-    """Check the config against the plugins and make the run's context (nothing heavy yet)."""
+    """Check the config against the plugins and make the run's context (nothing heavy yet).
+
+    ``root`` is the folder the command runs from; the resume index lives there.
+    """
+    from orchestrator.resume import RunIndex, command_key
+
     manager = get_plugin_manager()
     validate(cfg, manager.registries)
+    overrides = list(overrides or [])
     return RunContext(
         cfg=cfg,
         hook=manager.hook,
         registries=manager.registries,
         output_dir=Path(output_dir),
         experiment=experiment,
-        overrides=list(overrides or []),
+        overrides=overrides,
         sweep=sweep,
+        index=RunIndex(root or Path.cwd(), command_key(overrides, sweep.id if sweep else None)),
     )
 
 
 def execute(context: RunContext) -> float | None:
     """Run the prepared job between ``before_run`` and ``after_run``; return the objective."""
     global _runs_in_process
+    from orchestrator import resume
+
     cfg = context.cfg
     error: BaseException | None = None
     try:
+        resume.open_run(context)
         context.hook.orchestrator_before_run(context=context)
+        resume.run_started(context)
         if _runs_in_process:
             forget_previous_run()
         _runs_in_process += 1
@@ -77,8 +89,7 @@ def execute(context: RunContext) -> float | None:
 
         context.model = build_model(context)
         compile_model(context)
-        for stage in configured_stages(cfg):
-            run_stage(context, stage)
+        run_stages(context)
         save_model(context)
         context.objective_value = objective(context)
         return context.objective_value
@@ -87,7 +98,10 @@ def execute(context: RunContext) -> float | None:
         raise
     finally:
         context.log_watched_artifacts()
-        context.hook.orchestrator_after_run(context=context, error=error)
+        try:
+            context.hook.orchestrator_after_run(context=context, error=error)
+        finally:
+            resume.run_ended(context, error)
 
 
 #: How many runs this process has started: from the second on, Keras state is cleared first.
@@ -160,8 +174,31 @@ def configured_stages(cfg: DictConfig) -> list[Stage]:
     return stages
 
 
+def run_stages(context: RunContext) -> None:
+    """Run the configured stages in order; a resumed run skips those that ended.
+
+    A skipped fit stage still applies its ``trainable`` and ``optimizer``
+    settings, so the model reaches the next stage as it did the first time.
+    """
+    from orchestrator.resume import restore_model
+    from orchestrator.stages import configure_fit
+
+    resume = context.resume
+    for stage in configured_stages(context.cfg):
+        if resume is not None and stage.index < resume.stages_done:
+            log.info("Stage %s (%s): done before the interruption", stage.name, stage.kind)
+            if stage.kind == "fit":
+                configure_fit(context, stage, **stage.args)
+            continue
+        if resume is not None and not resume.continues(stage):
+            restore_model(context)
+        run_stage(context, stage)
+
+
 def run_stage(context: RunContext, stage: Stage) -> None:
-    """Run one stage between its ``before_stage`` and ``after_stage`` hooks."""
+    """Run one stage between its ``before_stage`` and ``after_stage`` hooks, then save the resume state."""
+    from orchestrator.resume import READ_ONLY_STAGES, save_state
+
     log.info("Stage %s (%s)", stage.name, stage.kind)
     context.hook.orchestrator_before_stage(context=context, stage=stage)
     registry = context.registries["stage"]
@@ -175,6 +212,12 @@ def run_stage(context: RunContext, stage: Stage) -> None:
     context.record(named)
     context.log_watched_artifacts()
     context.hook.orchestrator_after_stage(context=context, stage=stage, metrics=named)
+    weights = None
+    if stage.kind not in READ_ONLY_STAGES:
+        weights = context.output_dir / "resume" / f"after-{stage.index}-{stage.name}.keras"
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        context.model.save(weights)
+    save_state(context, stage, stage_done=True, weights=weights)
 
 
 def save_model(context: RunContext) -> Path:

@@ -60,7 +60,7 @@ def fit(
     """
     from orchestrator.callbacks import build_callbacks
     from orchestrator.lifecycle_callback import LifecycleCallback
-    from orchestrator.model import compile_model, set_trainable
+    from orchestrator.resume import restore_model
 
     key = f"stages.{stage.name}"
     if context.outcome == "PRUNED":
@@ -77,26 +77,33 @@ def fit(
         validation_data = None
     else:
         validation_data = _validation_data(context, stage, validation)
-    if trainable:
-        set_trainable(context.model, trainable, f"{key}.trainable")
-    if trainable or optimizer is not None:
-        compile_model(context, optimizer_node=optimizer, optimizer_key=f"{key}.optimizer")
+    configure_fit(context, stage, trainable=trainable, optimizer=optimizer)
+    resuming = context.resume is not None and context.resume.continues(stage)
+    start = context.resume.state["stage_start_epoch"] if resuming else context.epochs_done
+    context.stage_start_epoch = start
+    if resuming:
+        restore_model(context)
     from_plugins = context.hook.orchestrator_fit_callbacks(context=context, stage=stage)
-    lifecycle = LifecycleCallback(context, stage, checkpoint_every=trainer.checkpoint_every)
-    callbacks = [
+    others = [
         *build_callbacks(context),
         *(callback for result in from_plugins for callback in (result or [])),
-        lifecycle,
     ]
-    start = context.epochs_done
+    lifecycle = LifecycleCallback(
+        context,
+        stage,
+        checkpoint_every=trainer.checkpoint_every,
+        others=others,
+        resume_state=context.resume.state if resuming else None,
+    )
+    initial = context.epochs_done
     history = context.model.fit(
         x,
         y,
         batch_size=_batch_size(train, batch_size, trainer.batch_size),
         epochs=start + epochs,
-        initial_epoch=start,
+        initial_epoch=initial,
         verbose=trainer.verbose,
-        callbacks=callbacks,
+        callbacks=[*others, lifecycle],
         validation_split=validation_split,
         validation_data=validation_data,
         shuffle=shuffle,
@@ -108,10 +115,23 @@ def fit(
         else None,
         validation_freq=validation_freq,
     )
-    context.epochs_done = start + len(history.epoch)
+    context.epochs_done = initial + len(history.epoch)
     if lifecycle.diverged is not None:
         _report_divergence(key, *lifecycle.diverged, context.last_checkpoint)
     return {}
+
+
+def configure_fit(
+    context, stage, trainable: dict[str, bool] | None = None, optimizer: Any = None, **_: Any
+) -> None:
+    """Apply a fit stage's ``trainable`` and ``optimizer`` settings (compiling again if needed)."""
+    from orchestrator.model import compile_model, set_trainable
+
+    key = f"stages.{stage.name}"
+    if trainable:
+        set_trainable(context.model, trainable, f"{key}.trainable")
+    if trainable or optimizer is not None:
+        compile_model(context, optimizer_node=optimizer, optimizer_key=f"{key}.optimizer")
 
 
 def _report_divergence(key: str, epoch: int, loss: float, checkpoint: Path | None) -> None:

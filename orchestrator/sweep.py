@@ -39,6 +39,8 @@ log = logging.getLogger("orchestrator.sweep")
 JOURNAL = "orchestrator-jobs.jsonl"
 #: Job statuses that make a sweep fail (``PRUNED`` and ``FINISHED`` do not).
 FAILURES = ("FAILED", "KILLED", "SKIPPED")
+#: Job statuses a resumed sweep keeps instead of running the job again.
+CARRIED_OVER = ("FINISHED", "PRUNED")
 STATE = "orchestrator-sweep.json"
 
 
@@ -55,6 +57,7 @@ class Sweep:
         state: what plugins share with the jobs (``{"mlflow.parent_run_id": ...}``);
             saved in the sweep folder before the first job starts.
         completed: whether the sweep reached its end (``False`` after a crash or Ctrl-C).
+        resumed: whether it goes on with an interrupted sweep (same id, same parent run).
     """
 
     dir: Path
@@ -65,6 +68,7 @@ class Sweep:
     cfg: Any = field(default=None, repr=False)
     state: dict[str, Any] = field(default_factory=dict)
     completed: bool = False
+    resumed: bool = False
 
 
 @dataclass
@@ -168,29 +172,69 @@ class SweepCallback(Callback):
     def __init__(self, fail_fast: bool = False):
         self.fail_fast = fail_fast
         self.sweep: Sweep | None = None
+        self.index: Any = None
         self.started = 0.0
         self.finished = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from orchestrator.plugins import get_plugin_manager
+        from orchestrator.resume import RunIndex, command_key
 
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        arguments = list(config.hydra.overrides.task)
         self.sweep = Sweep(
             dir=sweep_dir,
             id=uuid.uuid4().hex[:8],
             experiment=config.hydra.runtime.choices.get("experiment"),
-            arguments=list(config.hydra.overrides.task),
+            arguments=arguments,
             direction=str(config.objective.direction),
             cfg=config,
         )
+        self.index = RunIndex(Path(config.hydra.runtime.cwd), command_key(arguments), kind="sweeps")
+        previous = self._unfinished_sweep(bool(config.resume))
+        if previous is not None:
+            self._continue(previous)
         self.sweep.state["sweep_id"] = self.sweep.id
         get_plugin_manager().hook.orchestrator_before_sweep(sweep=self.sweep)
         (sweep_dir / STATE).write_text(json.dumps(self.sweep.state, indent=2))
+        if self.index.claimed:
+            self.index.write(
+                sweep_id=self.sweep.id, sweep_dir=str(sweep_dir), state=self.sweep.state, status="RUNNING"
+            )
         os.environ["ORCHESTRATOR_SWEEP_ID"] = self.sweep.id
         self.started = time.monotonic()
         atexit.register(self._finish_interrupted)
         log.info("Sweep %s started in %s", self.sweep.id, sweep_dir)
+
+    def _unfinished_sweep(self, resume: bool) -> dict[str, Any] | None:
+        """The index entry of this command's last sweep, if it was interrupted and may go on."""
+        from orchestrator.resume import UNFINISHED
+
+        if not self.index.claim():
+            log.warning("The same sweep is already running; this one starts a sweep of its own.")
+            return None
+        entry = self.index.read()
+        if resume and entry and entry.get("status") in UNFINISHED:
+            return entry
+        return None
+
+    def _continue(self, previous: dict[str, Any]) -> None:
+        """Go on with an interrupted sweep: same id and parent run; its finished jobs carry over."""
+        assert self.sweep is not None
+        self.sweep.id = previous["sweep_id"]
+        self.sweep.state.update(previous.get("state") or {})
+        self.sweep.state["resumed_from"] = previous["sweep_dir"]
+        self.sweep.resumed = True
+        finished = [j for j in read_journal(Path(previous["sweep_dir"])) if j["status"] in CARRIED_OVER]
+        for job in finished:
+            record(self.sweep.dir, job)
+        log.info(
+            "Resuming sweep %s from %s: %d finished job(s) carry over (resume=false starts afresh)",
+            self.sweep.id,
+            previous["sweep_dir"],
+            len(finished),
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self._finish(completed=True):
@@ -215,6 +259,9 @@ class SweepCallback(Callback):
         report = write_report(self.sweep, jobs)
         get_plugin_manager().hook.orchestrator_after_sweep(sweep=self.sweep, jobs=jobs, report=report)
         failed = [j for j in jobs if j["status"] in FAILURES]
+        if self.index is not None and self.index.claimed:
+            self.index.write(status="FINISHED" if completed else "KILLED")
+            self.index.release()
         log.info(
             "Sweep %s: %d jobs, %d failed or skipped, %.1f s. Best: %s",
             self.sweep.id,

@@ -82,6 +82,8 @@ class MlflowTracker:
         self.client = None
         self.run_id: str | None = None
         self.experiment_id: str | None = None
+        #: ``(metric, step)`` already in a resumed run: not logged again.
+        self.logged: set[tuple[str, int]] = set()
 
     def _client(self, uri: str):
         """One client per store and process: the store is opened (and migrated) once."""
@@ -118,13 +120,42 @@ class MlflowTracker:
             tags.update({"orchestrator.sweep_id": str(sweep.id), "orchestrator.job": str(sweep.number)})
             if sweep.state.get("mlflow.parent_run_id"):
                 tags["mlflow.parentRunId"] = sweep.state["mlflow.parent_run_id"]
+        context.tracking_uri = uri
+        self.logged = set()
+        if self._reopen(context):
+            return
         run = retry(self.client.create_run, experiment_id, tags=tags, run_name=tags["mlflow.runName"])
         self.run_id = run.info.run_id
-        context.tracking_uri = uri
         context.run_id = self.run_id
         log.info("MLflow run %s in experiment '%s' (%s)", self.run_id, name, uri)
         self._log_params(flatten(masked(context.cfg)))
         self._log_config(context)
+
+    def _reopen(self, context) -> bool:
+        """Continue the MLflow run of a resumed job; whether there was one to continue.
+
+        The metric steps it already has are remembered, so epochs trained again
+        after the kill are not logged twice.
+        """
+        resume = context.resume
+        if resume is None or not resume.run_id:
+            return False
+        try:
+            run = retry(self.client.get_run, resume.run_id)
+        except Exception:
+            log.warning(
+                "MLflow run %s is not in %s; starting a new run.", resume.run_id, context.tracking_uri
+            )
+            return False
+        self.run_id = context.run_id = run.info.run_id
+        for key in run.data.metrics:
+            for metric in retry(self.client.get_metric_history, self.run_id, key):
+                self.logged.add((key, metric.step))
+        resumed = int(run.data.tags.get("orchestrator.resumed", "0")) + 1
+        retry(self.client.update_run, self.run_id, status="RUNNING")
+        retry(self.client.set_tag, self.run_id, "orchestrator.resumed", str(resumed))
+        log.info("MLflow run %s continues (resumed %d time(s))", self.run_id, resumed)
+        return True
 
     @hookimpl
     def orchestrator_after_epoch(self, context, stage, epoch, metrics, checkpoint):
@@ -180,6 +211,12 @@ class MlflowTracker:
     def orchestrator_before_sweep(self, sweep):
         settings = sweep.cfg.tracking
         if not settings.enabled:
+            return
+        if sweep.resumed and sweep.state.get("mlflow.parent_run_id"):
+            parent = sweep.state["mlflow.parent_run_id"]
+            client = self._client(sweep.state["mlflow.tracking_uri"])
+            retry(client.update_run, parent, status="RUNNING")
+            log.info("MLflow parent run %s continues for sweep %s", parent, sweep.id)
             return
         uri = tracking_uri(settings.uri)
         client = self._client(uri)
@@ -264,7 +301,11 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(name, float(value), now, step) for name, value in metrics.items()]
+        items = [
+            Metric(name, float(value), now, step)
+            for name, value in metrics.items()
+            if (name, step) not in self.logged
+        ]
         for start in range(0, len(items), BATCH_LIMIT):
             retry(self.client.log_batch, self.run_id, metrics=items[start : start + BATCH_LIMIT])
 

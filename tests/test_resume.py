@@ -1,0 +1,170 @@
+"""Resume: a killed run, started again with the same command, continues in the same MLflow run.
+
+The interruptions are real: a fixture callback (``tests/fixtures/site``) sends
+the CLI's own process SIGINT (as Ctrl-C does) or SIGKILL (as a preemption or the
+OOM killer does) in the middle of an epoch. Under ``deterministic=true`` the
+resumed run must end with the weights and metrics of a run never interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, cli_env, mlflow_client, only_run, run_cli
+
+SITE = REPO / "tests" / "fixtures" / "site"
+
+#: Three whole epochs of the bundled MNIST (94 batches each), with dropout (a seed generator to restore) and a
+#: ReduceLROnPlateau whose patience counter must survive the kills: it lowers the
+#: learning rate at the end of the third epoch only if its count went on.
+TRAINING = [
+    "+experiment=mnist",
+    "seed=7",
+    "deterministic=true",
+    "trainer.epochs=3",
+    "stages.predict=null",
+    "model.dropout=0.2",
+    "+callbacks.plateau={name: reduce_lr_on_plateau, monitor: loss, patience: 2, min_delta: 1, factor: 0.5}",
+]
+
+
+def interrupt(name: str, epoch: int, batch: int, signal_name: str, marker: Path, after: int = 0) -> str:
+    """An override adding the fixture callback that interrupts the run once."""
+    return (
+        f"+callbacks.{name}={{name: interrupt_once, epoch: {epoch}, batch: {batch}, "
+        f"signal: {signal_name}, marker: '{marker}', after: {after}}}"
+    )
+
+
+def env() -> dict[str, str]:
+    return cli_env(PYTHONPATH=os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")])))
+
+
+def history(client, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    import keras
+
+    return [np.asarray(w) for w in keras.saving.load_model(path).get_weights()]
+
+
+@pytest.fixture(scope="module")
+def never_interrupted(tmp_path_factory) -> Path:
+    """The same training, run through once (the fixture callbacks' markers already exist)."""
+    folder = tmp_path_factory.mktemp("reference")
+    done = folder / "done"
+    done.write_text("99")
+    args = [*TRAINING, interrupt("ctrl_c", 1, 30, "INT", done), interrupt("kill", 2, 50, "KILL", done)]
+    result = run_cli(*args, cwd=folder, env=env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_by_ctrl_c_then_sigkill_resumes_to_the_same_result(workdir, never_interrupted):
+    args = [
+        *TRAINING,
+        interrupt("ctrl_c", 1, 30, "INT", workdir / "ctrl_c"),
+        interrupt("kill", 2, 50, "KILL", workdir / "kill"),
+    ]
+    first = run_cli(*args, cwd=workdir, env=env())
+    assert first.returncode == 130, first.stderr[-3000:]
+    assert "Run the same command again to resume it" in first.stderr
+    assert only_run(workdir, "mnist").info.status == "KILLED"
+
+    second = run_cli(*args, cwd=workdir, env=env())
+    assert second.returncode == -signal.SIGKILL, second.stderr[-3000:]
+    assert "Resuming run" in second.stdout and "after epoch 1" in second.stdout
+    assert only_run(workdir, "mnist").info.status == "RUNNING", "SIGKILL leaves no chance to end the run"
+
+    third = run_cli(*args, cwd=workdir, env=env())
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "after epoch 2" in third.stdout
+
+    run = only_run(workdir, "mnist")
+    reference = only_run(never_interrupted, "mnist")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["orchestrator.resumed"] == "2"
+    client, reference_client = mlflow_client(workdir), mlflow_client(never_interrupted)
+    for key in ("fit/loss", "fit/val_loss", "fit/learning_rate", "test/loss"):
+        steps = history(client, run.info.run_id, key)
+        assert [step for step, _ in steps] == sorted({step for step, _ in steps}), f"{key}: a step twice"
+        assert steps == history(reference_client, reference.info.run_id, key), key
+    assert [step for step, _ in history(client, run.info.run_id, "fit/loss")] == [0, 1, 2]
+    rates = [value for _, value in history(client, run.info.run_id, "fit/learning_rate")]
+    assert rates[-1] == pytest.approx(rates[0] / 2), "ReduceLROnPlateau's patience count went on"
+
+    (output,) = workdir.glob("outputs/*/*/model.keras")
+    (expected,) = never_interrupted.glob("outputs/*/*/model.keras")
+    for got, want in zip(weights(output), weights(expected), strict=True):
+        np.testing.assert_array_equal(got, want)
+    checkpoints = sorted(p.name for p in output.parent.glob("checkpoints/*.keras"))
+    assert checkpoints == ["epoch-001.keras", "epoch-002.keras", "epoch-003.keras"]
+
+
+@pytest.mark.slow
+def test_resume_false_starts_a_new_run_and_keeps_the_killed_one(workdir):
+    args = [*TRAINING, "trainer.epochs=2", interrupt("kill", 1, 2, "KILL", workdir / "kill")]
+    assert run_cli(*args, cwd=workdir, env=env()).returncode == -signal.SIGKILL
+    fresh = run_cli(*args, "resume=false", cwd=workdir, env=env())
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert "Resuming" not in fresh.stdout
+    client = mlflow_client(workdir)
+    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "RUNNING"]
+    assert len(list(workdir.glob("outputs/*/*/checkpoints/epoch-001.keras"))) == 2, "both runs' files stay"
+
+
+@pytest.mark.slow
+def test_an_unreadable_checkpoint_is_named_and_nothing_is_deleted(workdir):
+    args = [*TRAINING, "trainer.epochs=2", interrupt("kill", 1, 2, "KILL", workdir / "kill")]
+    assert run_cli(*args, cwd=workdir, env=env()).returncode == -signal.SIGKILL
+    (checkpoint,) = workdir.glob("outputs/*/*/checkpoints/epoch-001.keras")
+    checkpoint.write_bytes(b"not a keras file")
+    result = run_cli(*args, cwd=workdir, env=env())
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "Error: resume:" in result.stderr and str(checkpoint) in result.stderr
+    assert "resume=false" in result.stderr
+    assert checkpoint.exists()
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_skips_its_finished_jobs_and_resumes_the_interrupted_one(workdir):
+    args = [
+        "-m",
+        "+experiment=mnist",
+        "seed=1,2,3",
+        "trainer.epochs=2",
+        "trainer.limit_batches=5",
+        "stages.predict=null",
+        interrupt("kill", 1, 2, "KILL", workdir / "kill", after=1),  # in job 1's second epoch
+    ]
+    first = run_cli(*args, cwd=workdir, env=env())
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    second = run_cli(*args, cwd=workdir, env=env())
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "1 finished job(s) carry over" in second.stdout
+    assert "Job 0 finished before the sweep was interrupted" in second.stdout
+
+    client = mlflow_client(workdir)
+    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert sorted(c.data.tags["orchestrator.job"] for c in children) == ["0", "1", "2"], "no job ran twice"
+    assert all(c.info.status == "FINISHED" for c in children)
+    resumed = {c.data.tags["orchestrator.job"]: c.data.tags.get("orchestrator.resumed") for c in children}
+    assert resumed == {"0": None, "1": "1", "2": None}
+    job_1 = next(c for c in children if c.data.tags["orchestrator.job"] == "1")
+    assert [m.step for m in client.get_metric_history(job_1.info.run_id, "fit/loss")] == [0, 1]
+    summary = client.download_artifacts(parents[0].info.run_id, "sweep/sweep_summary.csv", str(workdir))
+    assert Path(summary).read_text().count("FINISHED") == 3
