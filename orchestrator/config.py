@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from orchestrator.errors import UserError
+from orchestrator.targets import DEFAULT_ALLOWED, TARGET, check_targets
 
 
 @dataclass
@@ -52,6 +53,13 @@ class TrackingConfig:
 
 
 @dataclass
+class SecurityConfig:
+    """What a config file may do: ``_target_`` entries only from these module prefixes."""
+
+    allowed_targets: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED))
+
+
+@dataclass
 class ObjectiveConfig:
     """The metric a run returns to a sweeper: its name as logged, and its direction."""
 
@@ -74,6 +82,7 @@ class Config:
     stages: dict[str, Any] = field(default_factory=dict)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     seed: int | None = None
     deterministic: bool = False
     resume: bool = True
@@ -97,8 +106,13 @@ def to_python(node: Any) -> Any:
 
 
 def split_spec(node: Any, key: str, name_field: str = "name") -> tuple[str, dict[str, Any]]:
-    """``{name: x, a: 1}`` -> ``("x", {"a": 1})``; anything else is a user error at ``key``."""
+    """``{name: x, a: 1}`` -> ``("x", {"a": 1})``; anything else is a user error at ``key``.
+
+    ``{_target_: keras.losses.Huber, delta: 2}`` -> ``("_target_", {"_target_": ..., "delta": 2})``.
+    """
     node = to_python(node)
+    if isinstance(node, Mapping) and TARGET in node and name_field not in node:
+        return TARGET, dict(node)
     if not isinstance(node, Mapping) or name_field not in node:
         raise UserError(
             key,
@@ -116,7 +130,8 @@ def named_entries(node: Any) -> Iterator[tuple[str, Any]]:
 
 
 def is_spec(node: Any) -> bool:
-    return isinstance(node, Mapping) and "name" in node
+    """Whether ``node`` selects one plugin (``{name: ...}`` or ``{_target_: ...}``)."""
+    return isinstance(node, Mapping) and ("name" in node or TARGET in node)
 
 
 # -- Validation --------------------------------------------------------------------
@@ -124,6 +139,11 @@ def is_spec(node: Any) -> bool:
 
 def validate(cfg: DictConfig, registries: Mapping[str, Any]) -> None:
     """Check plugin names, argument names and value ranges; raise :class:`UserError`."""
+    allowed = tuple(cfg.security.allowed_targets)
+    for registry in registries.values():
+        registry.allowed_targets = allowed
+    for name in cfg:
+        check_targets(to_python(cfg[name]), str(name), allowed)
     _check_ranges(cfg)
     _check_data(to_python(cfg.data), registries["data_source"])
     _check_spec(cfg.model, "model", registries["model_builder"])
@@ -142,6 +162,7 @@ def validate(cfg: DictConfig, registries: Mapping[str, Any]) -> None:
     for label, entry in stages:
         kind, args = split_spec(entry, f"stages.{label}", name_field="kind")
         registries["stage"].check(kind, args, f"stages.{label}")
+        _check_stage_ranges(args, f"stages.{label}")
         if args.get("optimizer") is not None:
             _check_optimizer(args["optimizer"], registries["optimizer"], f"stages.{label}.optimizer")
 
@@ -168,6 +189,19 @@ def _check_ranges(cfg: DictConfig) -> None:
     if cfg.objective.direction not in ("minimize", "maximize"):
         raise UserError(
             "objective.direction", f"must be minimize or maximize, got {cfg.objective.direction!r}."
+        )
+
+
+def _check_stage_ranges(args: Mapping[str, Any], key: str) -> None:
+    """The ranges of the arguments the built-in stages share, wherever a stage takes them."""
+    epochs, batch_size, fraction = (args.get(name) for name in ("epochs", "batch_size", "validation_split"))
+    if epochs is not None and epochs < 0:
+        raise UserError(f"{key}.epochs", f"must be 0 or more, got {epochs}.")
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"{key}.batch_size", f"must be 1 or more, got {batch_size}.")
+    if fraction is not None and not 0 <= fraction < 1:
+        raise UserError(
+            f"{key}.validation_split", f"must be at least 0 and below 1 (0.2 holds out 20%), got {fraction}."
         )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from orchestrator.errors import UserError, choices_text, closest, summarize
 from orchestrator.lazy import LazyFactory
+from orchestrator.targets import DEFAULT_ALLOWED, TARGET, check_targets, instantiate_target
 
 #: The plugin kinds, in the order they are listed: registry kind -> registration hook.
 KINDS: dict[str, str] = {
@@ -75,6 +76,8 @@ class Registry:
         self.kind = kind
         self.name_field = name_field
         self._entries: dict[str, Entry] = {}
+        #: Module prefixes a ``_target_`` entry may name (``security.allowed_targets``).
+        self.allowed_targets: tuple[str, ...] = DEFAULT_ALLOWED
         self._plugin = "<direct>"
         self._distribution: str | None = None
 
@@ -129,6 +132,9 @@ class Registry:
 
     def check(self, name: str, args: Mapping[str, Any], key: str) -> None:
         """Check the name and, where it costs no heavy import, the argument names."""
+        if name == TARGET:
+            check_targets(args, key, self.allowed_targets)
+            return
         entry = self.get(name, key)
         if not isinstance(entry.factory, LazyFactory):
             signature = _signature(entry.factory)
@@ -174,8 +180,11 @@ class Registry:
         that declares a parameter of that name.
 
         Wrong argument names and errors raised by the factory become a
-        :class:`UserError` naming ``key`` and the plugin.
+        :class:`UserError` naming ``key`` and the plugin. ``name`` ``_target_``
+        instantiates ``args["_target_"]`` (see :mod:`orchestrator.targets`).
         """
+        if name == TARGET:
+            return instantiate_target(args, key, self.allowed_targets)
         entry = self.get(name, key)
         factory = entry.factory
         signature = factory.signature() if isinstance(factory, LazyFactory) else _signature(factory)

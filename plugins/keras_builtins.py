@@ -145,3 +145,44 @@ def orchestrator_register_metrics(registry):
 @hookimpl
 def orchestrator_register_callbacks(registry):
     _add_all(registry, "keras.callbacks", CALLBACKS)
+
+
+def keras_file(path: str, safe_mode: bool = True):
+    """A model saved as a ``.keras`` file (a checkpoint, or ``model.keras`` of an earlier run).
+
+    It loads in Keras' safe mode: a file whose model holds a ``Lambda`` layer
+    (Python code saved with the model) is refused, as such code would run on
+    loading. Set ``safe_mode: false`` only for files you trust. The model is
+    compiled again from the config, so ``optimizer``, ``loss`` and ``metrics`` apply.
+
+    Example, evaluating a model trained earlier::
+
+        model: {name: keras_file, path: outputs/2026-01-02/10-00-00/model.keras}
+        stages: {test: {kind: evaluate, split: test}}
+    """
+    from pathlib import Path
+
+    import keras
+
+    from orchestrator.errors import UserError
+
+    if not Path(path).is_file():
+        raise UserError("model.path", f"no file {path}; give the path of a .keras file.")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "Lambda" in str(error):
+            raise UserError(
+                "model.safe_mode",
+                f"{path} holds a Lambda layer, whose saved Python code would run on loading; it was "
+                "refused. Rebuild the model with a model builder, or set model.safe_mode=false if you "
+                "trust the file.",
+            ) from error
+        raise UserError("model.path", f"{path} is not a readable .keras model: {error}") from error
+    except OSError as error:
+        raise UserError("model.path", f"{path} is not a readable .keras model: {error}") from error
+
+
+@hookimpl
+def orchestrator_register_model_builders(registry):
+    registry.add("keras_file", keras_file)

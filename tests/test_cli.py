@@ -27,6 +27,8 @@ def assert_clear_error(result, *words):
         ("deterministic=maybe", ["deterministic", "maybe", "bool"]),
         ("+data.vaildation_size=3", ["data.vaildation_size", "Did you mean 'validation_size'?"]),
         ("trainer.batch_size=0", ["trainer.batch_size", "1 or more"]),
+        ("+stages.fit.validation_split=1.5", ["stages.fit.validation_split", "below 1"]),
+        ("trainer.epochs=-1", ["trainer.epochs", "0 or more"]),
     ],
 )
 def test_a_user_error_is_one_short_message_without_traceback(workdir, override, words):

@@ -137,9 +137,84 @@ def test_a_corrupt_data_file_is_named_with_what_is_wrong(workdir):
 
 
 @pytest.mark.slow
-def test_one_hot_labels_for_a_sparse_loss_get_a_hint_about_the_label_format(workdir):
-    result = run_cli("+experiment=mnist", *TINY, "data.one_hot=true", "tracking=off", cwd=workdir)
+@pytest.mark.parametrize(
+    "override",
+    [
+        "data.one_hot=true",  # one-hot rows for a sparse loss
+        "loss=categorical_crossentropy",  # class numbers for a loss that needs one-hot rows
+        "+model.num_classes=5",  # labels up to 9 for a model with 5 outputs
+    ],
+)
+def test_labels_that_do_not_fit_the_loss_or_the_outputs_get_a_hint_about_the_label_format(workdir, override):
+    result = run_cli("+experiment=mnist", *TINY, override, "tracking=off", cwd=workdir)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "stages.fit" in result.stderr and "Check data.one_hot" in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 3
+
+
+def test_a_target_outside_the_allowlist_is_refused_before_anything_runs(workdir):
+    evil = "+callbacks.evil={_target_: os.system, _args_: ['touch pwned']}"
+    result = run_cli("+experiment=mnist", *TINY, evil, cwd=workdir)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "callbacks.evil._target_" in result.stderr and "security.allowed_targets" in result.stderr
+    assert not (workdir / "pwned").exists()
+    assert not (workdir / "mlflow.db").exists(), "no run may start"
+
+
+@pytest.mark.slow
+def test_allowed_targets_build_keras_objects_and_the_allowlist_extends(workdir):
+    args = [
+        "+experiment=mnist",
+        *TINY,
+        "tracking=off",
+        "stages.predict=null",
+        "+callbacks.nan={_target_: keras.callbacks.TerminateOnNaN}",
+        "+metrics.top3={_target_: keras.metrics.SparseTopKCategoricalAccuracy, k: 3}",
+        "+callbacks.log={_target_: my_lab.Log}",
+        "security.allowed_targets=[keras.,orchestrator.,orchestrator_plugins.,my_lab.]",
+    ]
+    env = cli_env(PYTHONPATH=str(workdir))
+    result = run_cli(*args, cwd=workdir, env=env)
+    assert result.returncode == 2, "my_lab is allowed now, but it does not exist yet"
+    assert "callbacks.log" in result.stderr and "my_lab.Log" in result.stderr
+    (workdir / "my_lab.py").write_text(
+        "import keras\n\nclass Log(keras.callbacks.Callback):\n"
+        "    def on_train_end(self, logs=None):\n        open('trained', 'w').close()\n"
+    )
+    result = run_cli(*args, cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (workdir / "trained").exists()
+    assert "sparse_top_k_categorical_accuracy" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory) -> Path:
+    """``plain.keras`` (the guide's input and output), ``lambda.keras`` (a Lambda layer), ``bad.keras``."""
+    import keras
+
+    folder = tmp_path_factory.mktemp("saved")
+    inputs = keras.Input((784,), name="digits")
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(inputs)).save(folder / "plain.keras")
+    doubled = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(doubled)).save(folder / "lambda.keras")
+    (folder / "bad.keras").write_text("not a model")
+    return folder
+
+
+@pytest.mark.slow
+def test_a_saved_model_loads_in_safe_mode_and_a_lambda_layer_is_refused(workdir, saved_models):
+    def evaluate(name: str):
+        return run_cli(
+            "+experiment=mnist", *TINY, "tracking=off", "stages.fit=null", "stages.predict=null",
+            "model=keras_file", f"model.path={saved_models / name}", cwd=workdir,
+        )  # fmt: skip
+
+    assert evaluate("plain.keras").returncode == 0
+    refused = evaluate("lambda.keras")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "model.safe_mode" in refused.stderr and "Lambda" in refused.stderr
+    unreadable = evaluate("bad.keras")
+    assert unreadable.returncode == 2 and "Traceback" not in unreadable.stderr
+    assert "model.path" in unreadable.stderr and "bad.keras" in unreadable.stderr
