@@ -39,6 +39,19 @@ def take(x: Any, n: int) -> Any:
     return x[:n]
 
 
+def select(x: Any, indices: Any) -> Any:
+    """The samples at ``indices`` (an integer array), of an array or of each array in a list or dict."""
+    if x is None:
+        return None
+    if isinstance(x, Mapping):
+        return {key: select(value, indices) for key, value in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(select(value, indices) for value in x)
+    if hasattr(x, "iloc"):  # a pandas DataFrame or Series
+        return x.iloc[indices]
+    return x[indices]
+
+
 def length(x: Any) -> int | None:
     """The number of samples in an array (or the first array of a list or dict)."""
     if isinstance(x, Mapping):

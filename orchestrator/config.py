@@ -34,6 +34,7 @@ class TrainerConfig:
     steps_per_execution: int = 1
     run_eagerly: bool = False
     checkpoint_every: int = 1
+    checkpoint_every_batches: int = 0
     limit_batches: int | None = None
 
 
@@ -181,6 +182,11 @@ def _check_ranges(cfg: DictConfig) -> None:
         raise UserError(
             "trainer.checkpoint_every",
             f"must be 0 (no checkpoints) or a number of epochs, got {trainer.checkpoint_every}.",
+        )
+    if trainer.checkpoint_every_batches < 0:
+        raise UserError(
+            "trainer.checkpoint_every_batches",
+            f"must be 0 (epoch ends only) or a number of batches, got {trainer.checkpoint_every_batches}.",
         )
     if trainer.limit_batches is not None and trainer.limit_batches < 1:
         raise UserError("trainer.limit_batches", f"must be null or 1 or more, got {trainer.limit_batches}.")

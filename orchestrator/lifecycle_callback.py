@@ -19,7 +19,13 @@ from pathlib import Path
 
 import keras
 
-from orchestrator.resume import restore_callbacks, save_state
+from orchestrator.resume import (
+    progress,
+    restore_callbacks,
+    save_state,
+    set_metric_variable_values,
+    set_progress,
+)
 
 
 class LifecycleCallback(keras.callbacks.Callback):
@@ -33,19 +39,58 @@ class LifecycleCallback(keras.callbacks.Callback):
         resume_state: the saved state this fit continues from, or ``None``.
     """
 
-    def __init__(self, context, stage, checkpoint_every: int, others=(), resume_state=None):
+    def __init__(
+        self, context, stage, checkpoint_every: int, others=(), resume_state=None, checkpoint_every_batches=0
+    ):
         super().__init__()
         self.context = context
         self.stage = stage
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_every_batches = checkpoint_every_batches
         self.others = list(others)
         self.resume_state = resume_state
         self.checkpoint_dir = Path(context.output_dir) / "checkpoints"
         self.diverged: tuple[int, float] | None = None
+        self.epoch = 0
+        #: Batches of the current epoch trained before this ``fit`` call (a resumed epoch).
+        self.batch_offset = 0
+        #: The callbacks' progress at the end of the previous ``fit`` call of this stage.
+        self.carried: list | None = None
 
     def on_train_begin(self, logs=None):
-        if self.resume_state is not None:
+        if self.carried is not None:
+            set_progress(self.others, self.carried)
+        elif self.resume_state is not None:
             restore_callbacks(self.others, self.resume_state["callbacks"], Path(self.context.output_dir))
+
+    def on_train_end(self, logs=None):
+        """Keep the callbacks' progress for a ``fit`` call that continues this one."""
+        self.carried = progress(self.others)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        state = self.resume_state
+        if state is not None and state.get("batches_done") and state["epochs_done"] == epoch:
+            set_metric_variable_values(self.model, state["metric_variables"])
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = self.batch_offset + batch + 1
+        last = (self.params or {}).get("steps")
+        if last is not None and batch + 1 >= last:
+            return  # the epoch's end saves the state, after validation
+        if self.checkpoint_every_batches and done % self.checkpoint_every_batches == 0:
+            folder = Path(self.context.output_dir) / "resume"
+            folder.mkdir(parents=True, exist_ok=True)
+            checkpoint = folder / f"epoch-{self.epoch + 1:03d}-batch-{done:05d}.keras"
+            self.model.save(checkpoint)
+            save_state(
+                self.context,
+                self.stage,
+                stage_done=False,
+                weights=checkpoint,
+                callbacks=self.others,
+                batches_done=done,
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         metrics = {
@@ -58,6 +103,7 @@ class LifecycleCallback(keras.callbacks.Callback):
             metrics[self.context.metric_name(self.stage, "learning_rate")] = learning_rate
         self.context.record(metrics)
         self.context.epochs_done = epoch + 1
+        self.batch_offset = 0
         loss = float((logs or {}).get("loss", 0.0))
         if not math.isfinite(loss):
             self.diverged = (epoch, loss)

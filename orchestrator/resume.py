@@ -5,9 +5,11 @@ Every run keeps in its output folder what it needs to continue,
 holds the model and the optimizer, the random number generators (Python,
 NumPy, the model's dropout and augmentation seed generators), the state of the
 callbacks (EarlyStopping's patience counter and best value,
-ReduceLROnPlateau's cooldown) and the metrics so far. It is rewritten, file
-by file and atomically, whenever a checkpoint is written and whenever a stage
-ends, so a kill at any moment leaves the last complete state.
+ReduceLROnPlateau's cooldown) and the metrics so far; saved in the middle of
+an epoch (``trainer.checkpoint_every_batches``), also the batches done and the
+running values of the epoch's metrics. It is rewritten, file by file and
+atomically, whenever a checkpoint is written and whenever a stage ends, so a
+kill at any moment leaves the last complete state.
 
 An index in the folder the command runs from, ``.orchestrator/runs/<key>.json``
 (the key: a hash of the command's overrides and, in a sweep, the sweep id),
@@ -156,7 +158,9 @@ class ResumePoint:
         if self.state is None:
             return "from the start (it was stopped before its first checkpoint)"
         where = f"stage '{self.state['stage']}'"
-        if not self.state["stage_done"]:
+        if self.state.get("batches_done"):
+            where += f" after batch {self.state['batches_done']} of epoch {self.state['epochs_done'] + 1}"
+        elif not self.state["stage_done"]:
             where += f" after epoch {self.state['epochs_done']}"
         else:
             where = f"after {where}"
@@ -238,15 +242,20 @@ def save_state(
     stage_done: bool,
     weights: Path | None = None,
     callbacks: list | None = None,
+    batches_done: int = 0,
 ) -> None:
-    """Write ``resume/state.json``; ``weights`` is the new checkpoint (else the last one stays)."""
+    """Write ``resume/state.json``; ``weights`` is the new checkpoint (else the last one stays).
+
+    ``batches_done`` > 0: saved in the middle of epoch ``context.epochs_done + 1``,
+    after that many batches; the running values of the epoch's metrics are kept too.
+    """
     folder = Path(context.output_dir)
     previous = _read_state(folder)
     if weights is not None:
         checkpoint = str(Path(weights).relative_to(folder))
     else:
         checkpoint = (previous or {}).get("checkpoint")
-    callback_states = [_callback_state(callback, folder, context.epochs_done) for callback in callbacks or ()]
+    callback_states = [callback_state(callback, folder, context.epochs_done) for callback in callbacks or ()]
     state = {
         "version": 1,
         "run_id": context.run_id,
@@ -255,6 +264,8 @@ def save_state(
         "stage_done": stage_done,
         "stage_start_epoch": context.stage_start_epoch,
         "epochs_done": context.epochs_done,
+        "batches_done": batches_done,
+        "metric_variables": metric_variable_values(context.model) if batches_done else None,
         "checkpoint": checkpoint,
         "callbacks": callback_states,
         "rng": rng_state(),
@@ -262,7 +273,7 @@ def save_state(
         "metrics": context.metrics,
     }
     write_json(folder / STATE, state)
-    _remove_stale_arrays(folder, keep={c.get("arrays") for c in callback_states})
+    _remove_stale(folder, keep={checkpoint, *(c.get("arrays") for c in callback_states)})
 
 
 def _read_state(folder: Path) -> dict[str, Any] | None:
@@ -335,7 +346,28 @@ def restore_callbacks(callbacks: list, states: list[dict[str, Any]], folder: Pat
                 callback.best_weights = [arrays[f"w{i}"] for i in range(len(arrays.files))]
 
 
-def _callback_state(callback: Any, folder: Path, epoch: int) -> dict[str, Any]:
+def progress(callbacks: list) -> list[dict[str, Any]]:
+    """The callbacks' progress, in memory (for a ``fit`` call that continues another)."""
+    snapshot = []
+    for callback in callbacks:
+        if hasattr(callback, "get_state"):
+            snapshot.append({"state": callback.get_state()})
+        else:
+            names = (*CALLBACK_PROGRESS, "best_weights")
+            snapshot.append({n: getattr(callback, n) for n in names if hasattr(callback, n)})
+    return snapshot
+
+
+def set_progress(callbacks: list, snapshot: list[dict[str, Any]]) -> None:
+    for callback, values in zip(callbacks, snapshot, strict=True):
+        if "state" in values and hasattr(callback, "set_state"):
+            callback.set_state(values["state"])
+            continue
+        for name, value in values.items():
+            setattr(callback, name, value)
+
+
+def callback_state(callback: Any, folder: Path, epoch: int) -> dict[str, Any]:
     """A callback's progress (``wait``, ``best``, ``cooldown_counter``...) and its best weights."""
     import numpy as np
 
@@ -362,11 +394,29 @@ def _callback_state(callback: Any, folder: Path, epoch: int) -> dict[str, Any]:
     return state
 
 
-def _remove_stale_arrays(folder: Path, keep: set) -> None:
-    for path in (folder / "resume").glob("*-best-weights-*.npz"):
-        if str(path.relative_to(folder)) not in keep:
-            with contextlib.suppress(OSError):
-                path.unlink()
+def _remove_stale(folder: Path, keep: set) -> None:
+    """Delete the mid-epoch checkpoints and best-weight files the state no longer points to."""
+    for pattern in ("*-best-weights-*.npz", "epoch-*-batch-*.keras"):
+        for path in (folder / "resume").glob(pattern):
+            if str(path.relative_to(folder)) not in keep:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+
+def metric_variable_values(model: Any) -> list:
+    """The running totals and counts of the model's metrics, mid-epoch."""
+    import keras
+
+    return [keras.ops.convert_to_numpy(v.value).tolist() for v in model.metrics_variables]
+
+
+def set_metric_variable_values(model: Any, values: list) -> None:
+    variables = model.metrics_variables
+    if len(variables) != len(values):
+        log.warning("The model's metrics changed since the checkpoint; this epoch's averages start afresh.")
+        return
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
 
 
 def rng_state() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import hookimpl
-from orchestrator.arrays import is_in_memory, take, unpack
+from orchestrator.arrays import is_in_memory, length, select, take, unpack
 from orchestrator.errors import UserError
 
 log = logging.getLogger("orchestrator")
@@ -92,30 +92,64 @@ def fit(
         context,
         stage,
         checkpoint_every=trainer.checkpoint_every,
+        checkpoint_every_batches=trainer.checkpoint_every_batches,
         others=others,
         resume_state=context.resume.state if resuming else None,
     )
-    initial = context.epochs_done
-    history = context.model.fit(
-        x,
-        y,
+    common = dict(
         batch_size=_batch_size(train, batch_size, trainer.batch_size),
-        epochs=start + epochs,
-        initial_epoch=initial,
         verbose=trainer.verbose,
         callbacks=[*others, lifecycle],
-        validation_split=validation_split,
-        validation_data=validation_data,
-        shuffle=shuffle,
         class_weight=_class_weight(class_weight),
-        sample_weight=sample_weight,
-        steps_per_epoch=_steps(context, steps_per_epoch, "train"),
-        validation_steps=_steps(context, validation_steps, validation)
-        if validation_data is not None
-        else None,
         validation_freq=validation_freq,
     )
-    context.epochs_done = initial + len(history.epoch)
+    steps = _steps(context, steps_per_epoch, "train")
+    validation_steps = _steps(context, validation_steps, validation) if validation_data is not None else None
+    initial = context.epochs_done
+    batches_done = context.resume.state.get("batches_done", 0) if resuming else 0
+    if batches_done:
+        # The interrupted epoch: the batches not trained yet, in the order Keras gave them.
+        rest = _rest_of_epoch(train, common["batch_size"], batches_done, shuffle, validation_split)
+        if rest is None:
+            log.warning(
+                "Epoch %d starts again from its first batch: only in-memory arrays can skip the %d "
+                "batches trained before the interruption.",
+                initial + 1,
+                batches_done,
+            )
+        else:
+            x_rest, y_rest, weight_rest, split = rest
+            lifecycle.batch_offset = batches_done
+            _build_metrics(context.model, x_rest, y_rest, weight_rest)
+            history = context.model.fit(
+                x_rest,
+                y_rest,
+                sample_weight=weight_rest,
+                epochs=initial + 1,
+                initial_epoch=initial,
+                shuffle=False,
+                validation_data=split if validation_split else validation_data,
+                steps_per_epoch=steps - batches_done if steps else None,
+                validation_steps=None if validation_split else validation_steps,
+                **common,
+            )
+            initial += len(history.epoch)
+    if initial < start + epochs and not (batches_done and context.model.stop_training):
+        history = context.model.fit(
+            x,
+            y,
+            sample_weight=sample_weight,
+            epochs=start + epochs,
+            initial_epoch=initial,
+            shuffle=shuffle,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            steps_per_epoch=steps,
+            validation_steps=validation_steps,
+            **common,
+        )
+        initial += len(history.epoch)
+    context.epochs_done = initial
     if lifecycle.diverged is not None:
         _report_divergence(key, *lifecycle.diverged, context.last_checkpoint)
     return {}
@@ -142,6 +176,43 @@ def _report_divergence(key: str, epoch: int, loss: float, checkpoint: Path | Non
         "Lower optimizer.learning_rate, clip gradients (optimizer.clipnorm), or check the data "
         "for NaN or infinite values.",
     )
+
+
+def _rest_of_epoch(train: Any, batch_size: int, batches_done: int, shuffle: Any, validation_split: float):
+    """``(x, y, sample_weight, validation)`` of an epoch cut after ``batches_done`` batches.
+
+    Keras draws an epoch's order of in-memory arrays from its array adapter; the
+    same adapter over ``0..n-1`` gives that order (under a seed, the very one of
+    the interrupted epoch), so the samples not trained yet are known. ``None``
+    for a dataset object, whose position cannot be recovered.
+    """
+    import numpy as np
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+    from keras.src.trainers.data_adapters.array_slicing import train_validation_split
+
+    if not is_in_memory(train):
+        return None
+    x, y, sample_weight = unpack(train)
+    validation = None
+    if validation_split:
+        (x, y, sample_weight), validation = train_validation_split(
+            (x, y, sample_weight), validation_split=validation_split
+        )
+    count = length(x)
+    order = np.arange(count)
+    if shuffle:
+        adapter = ArrayDataAdapter(order, batch_size=batch_size, shuffle=shuffle)
+        batches = adapter.get_tf_dataset()
+        order = np.concatenate([np.asarray(b[0] if isinstance(b, tuple) else b) for b in batches])
+    rest = order[batches_done * batch_size :]
+    return select(x, rest), select(y, rest), select(sample_weight, rest), validation
+
+
+def _build_metrics(model: Any, x: Any, y: Any, sample_weight: Any) -> None:
+    """Create the compiled metrics' variables now (Keras makes them in the first step),
+    so that the running values of an interrupted epoch can be put back before it goes on."""
+    sample = (take(x, 1), take(y, 1)) + ((take(sample_weight, 1),) if sample_weight is not None else ())
+    model._symbolic_build(data_batch=sample)
 
 
 def _check_validation_split(fraction: float, train: Any, key: str) -> None:

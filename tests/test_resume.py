@@ -110,6 +110,32 @@ def test_a_run_killed_mid_epoch_by_ctrl_c_then_sigkill_resumes_to_the_same_resul
 
 
 @pytest.mark.slow
+def test_a_run_killed_mid_epoch_resumes_from_the_last_batch_checkpoint(workdir, never_interrupted):
+    args = [
+        *TRAINING,
+        "trainer.checkpoint_every_batches=20",
+        interrupt("kill", 1, 50, "KILL", workdir / "kill"),
+    ]
+    assert run_cli(*args, cwd=workdir, env=env()).returncode == -signal.SIGKILL
+    (state,) = workdir.glob("outputs/*/*/resume/state.json")
+    assert '"batches_done": 40' in state.read_text()
+    resumed = run_cli(*args, cwd=workdir, env=env())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "after batch 40 of epoch 2" in resumed.stdout
+
+    run, reference = only_run(workdir, "mnist"), only_run(never_interrupted, "mnist")
+    client, reference_client = mlflow_client(workdir), mlflow_client(never_interrupted)
+    for key in ("fit/loss", "fit/sparse_categorical_accuracy", "fit/val_loss", "test/loss"):
+        assert history(client, run.info.run_id, key) == history(
+            reference_client, reference.info.run_id, key
+        ), key
+    (output,) = workdir.glob("outputs/*/*/model.keras")
+    (expected,) = never_interrupted.glob("outputs/*/*/model.keras")
+    for got, want in zip(weights(output), weights(expected), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.slow
 def test_resume_false_starts_a_new_run_and_keeps_the_killed_one(workdir):
     args = [*TRAINING, "trainer.epochs=2", interrupt("kill", 1, 2, "KILL", workdir / "kill")]
     assert run_cli(*args, cwd=workdir, env=env()).returncode == -signal.SIGKILL
