@@ -79,3 +79,14 @@ def test_tracing_prints_hook_calls(workdir):
     result = run_cli("plugins", cwd=workdir, env=cli_env(ORCHESTRATOR_TRACE_HOOKS="1"))
     assert result.returncode == 0
     assert "orchestrator_register_losses <- keras_builtins" in result.stderr
+
+
+def test_a_hook_with_a_wrong_signature_names_the_plugin_and_the_hook(workdir):
+    from tests.conftest import REPO
+
+    site = REPO / "tests" / "fixtures" / "signature-site"
+    for args in (["plugins"], ["+experiment=mnist"]):
+        result = run_cli(*args, cwd=workdir, env=cli_env(PYTHONPATH=str(site)))
+        assert result.returncode == 2
+        assert_clear_error(result, "plugin 'bad_signature'", "orchestrator_register_losses", "scale")
+    assert not (workdir / "mlflow.db").exists()
