@@ -62,12 +62,26 @@ def prepare(
 
 
 def execute(context: RunContext) -> float | None:
-    """Run the prepared job between ``before_run`` and ``after_run``; return the objective."""
+    """Run the prepared job between ``before_run`` and ``after_run``; return the objective.
+
+    A ``trainer.strategy`` is created first (a multi-worker strategy must come before
+    any other use of TensorFlow); the model is built and compiled in its scope.
+    """
+    from orchestrator.distribute import distribute, worker_files
+
+    context.distribution = distribute(context)
+    with worker_files(context):
+        return _execute(context)
+
+
+def _execute(context: RunContext) -> float | None:
     global _runs_in_process
     cfg = context.cfg
     error: BaseException | None = None
     try:
         context.hook.orchestrator_before_run(context=context)
+        if context.distribution is not None:
+            context.set_tags(**context.distribution.tags())
         if _runs_in_process:
             forget_previous_run()
         _runs_in_process += 1
@@ -75,8 +89,9 @@ def execute(context: RunContext) -> float | None:
         context.data = load_data(context)
         from orchestrator.model import build_model, compile_model
 
-        context.model = build_model(context)
-        compile_model(context)
+        with context.scope():
+            context.model = build_model(context)
+            compile_model(context)
         for stage in configured_stages(cfg):
             run_stage(context, stage)
         save_model(context)
