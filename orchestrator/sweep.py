@@ -40,6 +40,8 @@ JOURNAL = "orchestrator-jobs.jsonl"
 #: Job statuses that make a sweep fail (``PRUNED`` and ``FINISHED`` do not).
 FAILURES = ("FAILED", "KILLED", "SKIPPED")
 STATE = "orchestrator-sweep.json"
+#: The sweep's shared state as JSON, for job processes that cannot read the sweep folder.
+STATE_ENV = "ORCHESTRATOR_SWEEP_STATE"
 
 
 @dataclass
@@ -88,7 +90,9 @@ def current_job(hydra_cfg: Any) -> SweepJob | None:
 
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return None
-    sweep_dir = Path(hydra_cfg.sweep.dir).resolve()
+    # A relative sweep folder is relative to where the sweep was started, whatever
+    # folder a launcher's worker process runs in.
+    sweep_dir = (Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir).resolve()
     callback = hydra_cfg.callbacks.get("orchestrator") or {}
     return SweepJob(
         dir=sweep_dir,
@@ -100,8 +104,15 @@ def current_job(hydra_cfg: Any) -> SweepJob | None:
 
 
 def read_state(sweep_dir: Path) -> dict[str, Any]:
+    """The state the sweep shares with its jobs: the sweep folder's copy, else ``ORCHESTRATOR_SWEEP_STATE``.
+
+    The environment variable reaches jobs on machines that do not share the sweep
+    folder (the ``ray_cluster`` launcher preset passes it to Ray's workers).
+    """
     path = Path(sweep_dir) / STATE
-    return json.loads(path.read_text()) if path.exists() else {}
+    if path.exists():
+        return json.loads(path.read_text())
+    return json.loads(os.environ.get(STATE_ENV) or "{}")
 
 
 @contextlib.contextmanager
@@ -122,6 +133,7 @@ def _locked(sweep_dir: Path) -> Iterator[None]:
 
 def record(sweep_dir: Path, entry: dict[str, Any]) -> None:
     """Append one finished job to the sweep's journal."""
+    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
     with _locked(sweep_dir), open(Path(sweep_dir) / JOURNAL, "a") as journal:
         journal.write(json.dumps(entry, default=str) + "\n")
 
@@ -188,6 +200,7 @@ class SweepCallback(Callback):
         get_plugin_manager().hook.orchestrator_before_sweep(sweep=self.sweep)
         (sweep_dir / STATE).write_text(json.dumps(self.sweep.state, indent=2))
         os.environ["ORCHESTRATOR_SWEEP_ID"] = self.sweep.id
+        os.environ[STATE_ENV] = json.dumps(self.sweep.state)
         self.started = time.monotonic()
         atexit.register(self._finish_interrupted)
         log.info("Sweep %s started in %s", self.sweep.id, sweep_dir)
