@@ -36,6 +36,7 @@ class TrainerConfig:
     checkpoint_every: int = 1
     checkpoint_every_batches: int = 0
     limit_batches: int | None = None
+    strategy: Any = None
 
 
 @dataclass
@@ -157,6 +158,7 @@ def validate(cfg: DictConfig, registries: Mapping[str, Any]) -> None:
         _check_spec(entry, f"metrics.{label}", registries["metric"])
     for label, entry in named_entries(cfg.callbacks):
         _check_spec(entry, f"callbacks.{label}", registries["callback"])
+    _check_strategy(to_python(cfg.trainer.strategy), registries["strategy"])
     stages = list(named_entries(cfg.stages))
     if not stages:
         raise UserError("stages", "no stage is enabled; add one, e.g. stages={fit: {kind: fit}}.")
@@ -236,6 +238,22 @@ def _check_optimizer(node: Any, registry: Any, key: str = "optimizer") -> None:
         _check_spec(learning_rate, f"{key}.learning_rate", registry)
         args = {**args, "learning_rate": 0.0}
     registry.check(name, args, key)
+
+
+def strategy_spec(node: Any) -> tuple[str, dict[str, Any]] | None:
+    """``trainer.strategy`` as ``(name, args)``: a registered name or ``{name: ..., **args}``; null: none."""
+    node = to_python(node)
+    if node is None:
+        return None
+    if isinstance(node, str):
+        return node, {}
+    return split_spec(node, "trainer.strategy")
+
+
+def _check_strategy(node: Any, registry: Any) -> None:
+    spec = strategy_spec(node)
+    if spec is not None:
+        registry.check(*spec, "trainer.strategy")
 
 
 def _check_loss(node: Any, key: str, registry: Any) -> None:

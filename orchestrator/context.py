@@ -8,6 +8,7 @@ Example, a stage reading it::
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ class RunContext:
         index: the command's :class:`~orchestrator.resume.RunIndex` entry.
         resume: where the run being continued stopped (:class:`~orchestrator.resume.ResumePoint`),
             or ``None`` for a new run.
+        distribution: the :class:`~orchestrator.distribute.Distribution` of ``trainer.strategy``,
+            else ``None``.
     """
 
     cfg: DictConfig = field(repr=False)
@@ -73,6 +76,22 @@ class RunContext:
     run_id: str | None = None
     tracking_uri: str | None = None
     watched: list[tuple[Path, str]] = field(default_factory=list)
+    distribution: Any = field(default=None, repr=False)
+
+    @property
+    def chief(self) -> bool:
+        """Whether this process records the run: always, unless it is a worker other than the chief."""
+        return self.distribution is None or self.distribution.chief
+
+    def scope(self) -> Any:
+        """``strategy.scope()`` of ``trainer.strategy``; a no-op context without one.
+
+        Build and compile models inside it::
+
+            with context.scope():
+                context.model.compile(...)
+        """
+        return contextlib.nullcontext() if self.distribution is None else self.distribution.strategy.scope()
 
     def set_outcome(self, outcome: str) -> None:
         """Mark a run that ends early without failing (``"PRUNED"``): the sweep records it so."""

@@ -133,6 +133,31 @@ def orchestrator_register_stages(registry):
     """
 
 
+@hookspec
+def orchestrator_register_strategies(registry):
+    """Register distribution strategies, selected with ``trainer.strategy``.
+
+    A strategy factory returns a ``tf.distribute.Strategy``. The host calls it once
+    per process and configuration (before the run's MLflow run opens), builds and
+    compiles the model inside ``strategy.scope()``, and scales in-memory batch
+    sizes to the global batch (``trainer.batch_size`` x ``num_replicas_in_sync``).
+    Only the worker whose ``strategy.extended.should_checkpoint`` is true tracks
+    the run; the others write their files to a temporary folder.
+
+    Example, a TPU strategy::
+
+        def tpu(tpu: str = "local"):
+            import tensorflow as tf
+
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            return tf.distribute.TPUStrategy(resolver)
+
+        registry.add("tpu", tpu)            # trainer: {strategy: {name: tpu, tpu: my-tpu}}
+    """
+
+
 # -- Configuration ----------------------------------------------------------------
 
 

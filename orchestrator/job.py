@@ -108,6 +108,8 @@ def run_job(cfg: DictConfig) -> float | None:
         if name.startswith("time/")
     }
     entry["max_rss_mb"] = round(max_rss_mb(), 1)
+    if context is not None and not context.chief:
+        return entry["objective"]  # the chief worker records the job
     record(sweep.dir, entry)
     direction = str(cfg.objective.direction)
     log.info(

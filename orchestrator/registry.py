@@ -33,6 +33,7 @@ KINDS: dict[str, str] = {
     "metric": "orchestrator_register_metrics",
     "callback": "orchestrator_register_callbacks",
     "stage": "orchestrator_register_stages",
+    "strategy": "orchestrator_register_strategies",
 }
 
 

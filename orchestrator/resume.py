@@ -174,6 +174,9 @@ def open_run(context) -> None:
     the same MLflow run and files go to the same output folder.
     """
     index = context.index
+    distribution = getattr(context, "distribution", None)
+    if distribution is not None and not distribution.chief:
+        return  # the chief keeps the run's state; the other workers follow it
     if not index.claim():
         log.warning(
             "The same command is already running (lock %s); this one starts a run of its own.",

@@ -70,7 +70,19 @@ def prepare(
 
 
 def execute(context: RunContext) -> float | None:
-    """Run the prepared job between ``before_run`` and ``after_run``; return the objective."""
+    """Run the prepared job between ``before_run`` and ``after_run``; return the objective.
+
+    A ``trainer.strategy`` is created first (a multi-worker strategy must come before
+    any other use of TensorFlow); the model is built and compiled in its scope.
+    """
+    from orchestrator.distribute import distribute, worker_files
+
+    context.distribution = distribute(context)
+    with worker_files(context):
+        return _execute(context)
+
+
+def _execute(context: RunContext) -> float | None:
     global _runs_in_process
     from orchestrator import resume
 
@@ -80,6 +92,8 @@ def execute(context: RunContext) -> float | None:
         resume.open_run(context)
         context.hook.orchestrator_before_run(context=context)
         resume.run_started(context)
+        if context.distribution is not None:
+            context.set_tags(**context.distribution.tags())
         if _runs_in_process:
             forget_previous_run()
         _runs_in_process += 1
@@ -87,8 +101,9 @@ def execute(context: RunContext) -> float | None:
         context.data = load_data(context)
         from orchestrator.model import build_model, compile_model
 
-        context.model = build_model(context)
-        compile_model(context)
+        with context.scope():
+            context.model = build_model(context)
+            compile_model(context)
         run_stages(context)
         save_model(context)
         context.objective_value = objective(context)

@@ -96,8 +96,16 @@ def fit(
         others=others,
         resume_state=context.resume.state if resuming else None,
     )
+    if context.distribution is not None and is_in_memory(train):
+        per_replica = trainer.batch_size if batch_size is None else batch_size
+        log.info(
+            "Global batch %d: %d per replica x %d replicas",
+            per_replica * context.distribution.replicas,
+            per_replica,
+            context.distribution.replicas,
+        )
     common = dict(
-        batch_size=_batch_size(train, batch_size, trainer.batch_size),
+        batch_size=_batch_size(context, train, batch_size, trainer.batch_size),
         verbose=trainer.verbose,
         callbacks=[*others, lifecycle],
         class_weight=_class_weight(class_weight),
@@ -165,7 +173,8 @@ def configure_fit(
     if trainable:
         set_trainable(context.model, trainable, f"{key}.trainable")
     if trainable or optimizer is not None:
-        compile_model(context, optimizer_node=optimizer, optimizer_key=f"{key}.optimizer")
+        with context.scope():
+            compile_model(context, optimizer_node=optimizer, optimizer_key=f"{key}.optimizer")
 
 
 def _report_divergence(key: str, epoch: int, loss: float, checkpoint: Path | None) -> None:
@@ -241,7 +250,7 @@ def evaluate(
     results = context.model.evaluate(
         x,
         y,
-        batch_size=_batch_size(data, batch_size, context.cfg.trainer.batch_size),
+        batch_size=_batch_size(context, data, batch_size, context.cfg.trainer.batch_size),
         sample_weight=sample_weight,
         steps=_steps(context, steps, split),
         verbose=context.cfg.trainer.verbose,
@@ -280,7 +289,7 @@ def predict(
         x = take(x, samples)
     predictions = context.model.predict(
         x,
-        batch_size=_batch_size(data, batch_size, context.cfg.trainer.batch_size),
+        batch_size=_batch_size(context, data, batch_size, context.cfg.trainer.batch_size),
         steps=None if samples is not None else _steps(context, steps, split),
         verbose=context.cfg.trainer.verbose,
     )
@@ -330,11 +339,17 @@ def _validation_data(context, stage, validation: str | None) -> Any:
     return _split(context, stage, validation)
 
 
-def _batch_size(split: Any, stage_value: int | None, default: int) -> int | None:
-    """Keras takes a batch size for in-memory data only; datasets batch themselves."""
+def _batch_size(context, split: Any, stage_value: int | None, default: int) -> int | None:
+    """Keras takes a batch size for in-memory data only; datasets batch themselves.
+
+    Under ``trainer.strategy`` the configured size is one replica's: Keras gets the
+    global batch, that size times the replicas.
+    """
+    from orchestrator.distribute import global_batch_size
+
     if not is_in_memory(split):
         return None
-    return default if stage_value is None else stage_value
+    return global_batch_size(context, default if stage_value is None else stage_value)
 
 
 def _steps(context, stage_value: int | None, split: str | None) -> int | None:

@@ -42,6 +42,8 @@ FAILURES = ("FAILED", "KILLED", "SKIPPED")
 #: Job statuses a resumed sweep keeps instead of running the job again.
 CARRIED_OVER = ("FINISHED", "PRUNED")
 STATE = "orchestrator-sweep.json"
+#: The sweep's shared state as JSON, for job processes that cannot read the sweep folder.
+STATE_ENV = "ORCHESTRATOR_SWEEP_STATE"
 
 
 @dataclass
@@ -92,7 +94,9 @@ def current_job(hydra_cfg: Any) -> SweepJob | None:
 
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return None
-    sweep_dir = Path(hydra_cfg.sweep.dir).resolve()
+    # A relative sweep folder is relative to where the sweep was started, whatever
+    # folder a launcher's worker process runs in.
+    sweep_dir = (Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir).resolve()
     callback = hydra_cfg.callbacks.get("orchestrator") or {}
     return SweepJob(
         dir=sweep_dir,
@@ -104,8 +108,15 @@ def current_job(hydra_cfg: Any) -> SweepJob | None:
 
 
 def read_state(sweep_dir: Path) -> dict[str, Any]:
+    """The state the sweep shares with its jobs: the sweep folder's copy, else ``ORCHESTRATOR_SWEEP_STATE``.
+
+    The environment variable reaches jobs on machines that do not share the sweep
+    folder (the ``ray_cluster`` launcher preset passes it to Ray's workers).
+    """
     path = Path(sweep_dir) / STATE
-    return json.loads(path.read_text()) if path.exists() else {}
+    if path.exists():
+        return json.loads(path.read_text())
+    return json.loads(os.environ.get(STATE_ENV) or "{}")
 
 
 @contextlib.contextmanager
@@ -126,6 +137,7 @@ def _locked(sweep_dir: Path) -> Iterator[None]:
 
 def record(sweep_dir: Path, entry: dict[str, Any]) -> None:
     """Append one finished job to the sweep's journal."""
+    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
     with _locked(sweep_dir), open(Path(sweep_dir) / JOURNAL, "a") as journal:
         journal.write(json.dumps(entry, default=str) + "\n")
 
@@ -203,6 +215,7 @@ class SweepCallback(Callback):
                 sweep_id=self.sweep.id, sweep_dir=str(sweep_dir), state=self.sweep.state, status="RUNNING"
             )
         os.environ["ORCHESTRATOR_SWEEP_ID"] = self.sweep.id
+        os.environ[STATE_ENV] = json.dumps(self.sweep.state)
         self.started = time.monotonic()
         atexit.register(self._finish_interrupted)
         log.info("Sweep %s started in %s", self.sweep.id, sweep_dir)

@@ -17,6 +17,8 @@ What a job's run records:
 * tags: data source, versions of TensorFlow, Keras and MLflow, git commit; in a
   sweep ``mlflow.parentRunId``, ``orchestrator.sweep_id``, ``orchestrator.job``.
 
+Under a multi-worker ``trainer.strategy`` only the chief worker has a run.
+
 The sweep's parent run gets the sweep's config, ``sweep_summary.csv`` (every
 job's overrides, status and objective), ``objective.png``, and the best job's
 run id, overrides and objective.
@@ -98,6 +100,9 @@ class MlflowTracker:
         settings = context.cfg.tracking
         self.run_id = None
         if not settings.enabled:
+            return
+        if not context.chief:
+            log.info("MLflow: %s does not track; the chief records the run.", context.distribution.worker)
             return
         sweep = context.sweep
         # MLflow would print its own "View run at ..." lines for server stores.

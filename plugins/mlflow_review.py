@@ -93,14 +93,16 @@ def orchestrator_after_run(context, error):
 
     Nothing here may raise: an exception would keep the tracker from ending the run.
     """
-    if error is not None or context.model is None:
+    if error is not None or context.model is None or not context.chief:
         return
     if context.sweep is not None and not context.cfg.tracking.review_in_sweeps:
         return  # a sweep's jobs keep their metrics and model.keras; tracking.review_in_sweeps adds the rest
     review = _review(context)
+    trained = context.model
     try:
         if context.run_id is not None:
             _read_run(context, review)
+        context.model = _local_model(context)
         from orchestrator_plugins.review_plots import confusion_matrix, learning_curves
 
         for name, draw in (("learning_curves", learning_curves), ("confusion_matrix", confusion_matrix)):
@@ -109,6 +111,22 @@ def orchestrator_after_run(context, error):
             _log_mlflow_model(context, review)
     except Exception as failure:  # the trained run is kept; what failed here is reported
         log.error("Review in MLflow incomplete: %s: %s", type(failure).__name__, failure)
+    finally:
+        context.model = trained
+
+
+def _local_model(context) -> Any:
+    """The model to predict with here: the trained one, or, when it was trained by several
+    workers (which have stopped by now), the saved ``model.keras`` loaded in this process alone.
+
+    A multi-worker model's ``predict`` is a collective step that every worker must join.
+    """
+    distribution = context.distribution
+    if distribution is None or distribution.worker is None:
+        return context.model
+    import keras
+
+    return keras.saving.load_model(Path(context.output_dir) / "model.keras")
 
 
 def _read_run(context, review: _Review) -> None:
@@ -139,7 +157,7 @@ def _save_plot(context, review: _Review, name: str, draw) -> None:
 def summarize(context, error):
     """The last lines of a run: test metrics, run id, and where to review it."""
     review = _reviews.pop(id(context), None)
-    if error is not None or review is None or context.sweep is not None:
+    if error is not None or review is None or context.sweep is not None or not context.chief:
         return
     seconds = time.monotonic() - review.started
     results = review.results or (
