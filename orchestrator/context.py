@@ -69,6 +69,7 @@ class RunContext:
     results: dict[str, Any] = field(default_factory=dict, repr=False)
     epochs_done: int = 0
     stage_start_epoch: int = 0
+    reported: dict[str, Any] = field(default_factory=lambda: {"epoch": -1, "stages": []}, repr=False)
     last_checkpoint: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
     objective_value: float | None = None

@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 
 from orchestrator.resume import (
+    mark_reported,
     progress,
     restore_callbacks,
     save_state,
@@ -114,13 +115,15 @@ class LifecycleCallback(keras.callbacks.Callback):
             checkpoint = self.checkpoint_dir / f"epoch-{epoch + 1:03d}.keras"
             self.model.save(checkpoint)
             self.context.last_checkpoint = checkpoint
-        self.context.hook.orchestrator_after_epoch(
-            context=self.context,
-            stage=self.stage,
-            epoch=epoch,
-            metrics=metrics,
-            checkpoint=checkpoint,
-        )
+        if epoch > self.context.reported["epoch"]:  # not heard of before a resume
+            self.context.hook.orchestrator_after_epoch(
+                context=self.context,
+                stage=self.stage,
+                epoch=epoch,
+                metrics=metrics,
+                checkpoint=checkpoint,
+            )
+            mark_reported(self.context, epoch=epoch)
         if checkpoint is not None:
             save_state(self.context, self.stage, stage_done=False, weights=checkpoint, callbacks=self.others)
 

@@ -47,6 +47,8 @@ from orchestrator.errors import UserError
 log = logging.getLogger("orchestrator")
 
 STATE = Path("resume") / "state.json"
+#: What the plugins heard already: the last epoch reported and the stages whose results were.
+REPORTED = Path("resume") / "reported.json"
 #: The index of commands, in the folder they run from: ``runs/`` and ``sweeps/``.
 INDEX = Path(".orchestrator")
 #: Statuses of an index entry that a new start of the command continues.
@@ -200,6 +202,10 @@ def open_run(context) -> None:
             ) from error
     context.resume = ResumePoint(output_dir=output_dir, run_id=entry.get("run_id"), state=state)
     context.output_dir = output_dir
+    try:
+        context.reported = json.loads((output_dir / REPORTED).read_text())
+    except (OSError, ValueError):
+        pass
     if state is not None:
         context.metrics.update(state["metrics"])
         context.epochs_done = state["epochs_done"]
@@ -211,6 +217,21 @@ def open_run(context) -> None:
         context.resume.describe(),
         output_dir,
     )
+
+
+def mark_reported(context, epoch: int | None = None, stage: int | None = None) -> None:
+    """Note that the plugins heard of ``epoch`` or of ``stage``'s results (``resume/reported.json``).
+
+    Epochs trained again after a resume (those after the last checkpoint) and a
+    stage that ended just before a kill are then not reported twice: MLflow gets
+    each metric step once.
+    """
+    reported = context.reported
+    if epoch is not None:
+        reported["epoch"] = max(reported["epoch"], epoch)
+    if stage is not None and stage not in reported["stages"]:
+        reported["stages"].append(stage)
+    write_json(Path(context.output_dir) / REPORTED, reported)
 
 
 def run_started(context) -> None:

@@ -212,7 +212,7 @@ def run_stages(context: RunContext) -> None:
 
 def run_stage(context: RunContext, stage: Stage) -> None:
     """Run one stage between its ``before_stage`` and ``after_stage`` hooks, then save the resume state."""
-    from orchestrator.resume import READ_ONLY_STAGES, save_state
+    from orchestrator.resume import READ_ONLY_STAGES, mark_reported, save_state
 
     log.info("Stage %s (%s)", stage.name, stage.kind)
     context.hook.orchestrator_before_stage(context=context, stage=stage)
@@ -226,7 +226,9 @@ def run_stage(context: RunContext, stage: Stage) -> None:
     named[f"time/{stage.name}_seconds"] = seconds
     context.record(named)
     context.log_watched_artifacts()
-    context.hook.orchestrator_after_stage(context=context, stage=stage, metrics=named)
+    if stage.index not in context.reported["stages"]:
+        context.hook.orchestrator_after_stage(context=context, stage=stage, metrics=named)
+        mark_reported(context, stage=stage.index)
     weights = None
     if stage.kind not in READ_ONLY_STAGES:
         weights = context.output_dir / "resume" / f"after-{stage.index}-{stage.name}.keras"

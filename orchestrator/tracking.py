@@ -84,8 +84,6 @@ class MlflowTracker:
         self.client = None
         self.run_id: str | None = None
         self.experiment_id: str | None = None
-        #: ``(metric, step)`` already in a resumed run: not logged again.
-        self.logged: set[tuple[str, int]] = set()
 
     def _client(self, uri: str):
         """One client per store and process: the store is opened (and migrated) once."""
@@ -126,7 +124,6 @@ class MlflowTracker:
             if sweep.state.get("mlflow.parent_run_id"):
                 tags["mlflow.parentRunId"] = sweep.state["mlflow.parent_run_id"]
         context.tracking_uri = uri
-        self.logged = set()
         if self._reopen(context):
             return
         run = retry(self.client.create_run, experiment_id, tags=tags, run_name=tags["mlflow.runName"])
@@ -137,11 +134,7 @@ class MlflowTracker:
         self._log_config(context)
 
     def _reopen(self, context) -> bool:
-        """Continue the MLflow run of a resumed job; whether there was one to continue.
-
-        The metric steps it already has are remembered, so epochs trained again
-        after the kill are not logged twice.
-        """
+        """Continue the MLflow run of a resumed job; whether there was one to continue."""
         resume = context.resume
         if resume is None or not resume.run_id:
             return False
@@ -153,9 +146,6 @@ class MlflowTracker:
             )
             return False
         self.run_id = context.run_id = run.info.run_id
-        for key in run.data.metrics:
-            for metric in retry(self.client.get_metric_history, self.run_id, key):
-                self.logged.add((key, metric.step))
         resumed = int(run.data.tags.get("orchestrator.resumed", "0")) + 1
         retry(self.client.update_run, self.run_id, status="RUNNING")
         retry(self.client.set_tag, self.run_id, "orchestrator.resumed", str(resumed))
@@ -306,11 +296,7 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [
-            Metric(name, float(value), now, step)
-            for name, value in metrics.items()
-            if (name, step) not in self.logged
-        ]
+        items = [Metric(name, float(value), now, step) for name, value in metrics.items()]
         for start in range(0, len(items), BATCH_LIMIT):
             retry(self.client.log_batch, self.run_id, metrics=items[start : start + BATCH_LIMIT])
 

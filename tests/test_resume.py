@@ -136,6 +136,26 @@ def test_a_run_killed_mid_epoch_resumes_from_the_last_batch_checkpoint(workdir, 
 
 
 @pytest.mark.slow
+def test_epochs_trained_again_after_a_resume_are_reported_once(workdir, never_interrupted):
+    """No checkpoint before the kill: the run starts over in the same MLflow run, logging epoch 1 once."""
+    args = [
+        *TRAINING,
+        "trainer.epochs=2",
+        "trainer.checkpoint_every=2",
+        interrupt("kill", 1, 10, "KILL", workdir / "kill"),
+    ]
+    assert run_cli(*args, cwd=workdir, env=env()).returncode == -signal.SIGKILL
+    resumed = run_cli(*args, cwd=workdir, env=env())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "from the start" in resumed.stdout
+    run, reference = only_run(workdir, "mnist"), only_run(never_interrupted, "mnist")
+    client, reference_client = mlflow_client(workdir), mlflow_client(never_interrupted)
+    for key in ("fit/loss", "fit/val_loss"):
+        expected = history(reference_client, reference.info.run_id, key)[:2]
+        assert history(client, run.info.run_id, key) == expected, key
+
+
+@pytest.mark.slow
 def test_resume_false_starts_a_new_run_and_keeps_the_killed_one(workdir):
     args = [*TRAINING, "trainer.epochs=2", interrupt("kill", 1, 2, "KILL", workdir / "kill")]
     assert run_cli(*args, cwd=workdir, env=env()).returncode == -signal.SIGKILL
