@@ -19,18 +19,21 @@ In a sweep, jobs get neither (their metrics, checkpoints and ``model.keras`` are
 logged as always), since they would cost about a second a job;
 ``tracking.review_in_sweeps=true`` gives every job the model and plots too.
 
-The model and plots go in before the tracker ends the run: this plugin's
-``orchestrator_after_run`` is ``tryfirst``, the summary ``trylast``. Keras,
-MLflow and matplotlib are imported inside the hooks only. Block the plugin with
+This process does only what needs Keras: the predicted test labels and the
+model's output on the input example, saved next to the run's spool. The
+drawing and the MLflow model are the tracking worker's
+(:mod:`orchestrator_plugins.mlflow_review_worker`), which builds the model from
+the ``model.keras`` the run already saved. Without tracking, the plots are drawn
+here. The work is handed over before the tracker ends the run: this plugin's
+``orchestrator_after_run`` is ``tryfirst``, the summary ``trylast``. Keras and
+matplotlib are imported inside the hooks only. Block the plugin with
 ``ORCHESTRATOR_DISABLE_PLUGINS=mlflow_review``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-import types
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -38,14 +41,10 @@ from typing import Any
 
 from orchestrator import hookimpl
 from orchestrator.arrays import is_in_memory, take, unpack
-from orchestrator.mlflow_store import retry
-from orchestrator.tracking import review_hint
+from orchestrator.tracking import review_hint, tracker
 
 log = logging.getLogger("orchestrator.review")
 
-#: The MLflow 3 logged model's name. Not ``model``: MLflow resolves ``runs:/<run>/<name>/...`` to
-#: a logged model of that name first, which would hide the run's own ``model/model.keras``.
-MODEL_NAME = "keras_model"
 #: Test samples saved as the model's input example.
 EXAMPLE_SAMPLES = 5
 
@@ -56,9 +55,8 @@ class _Review:
     history: dict[str, dict[int, float]] = field(default_factory=dict)
     results: dict[str, float] = field(default_factory=dict)
     plots: list[str] = field(default_factory=list)
-    model: str | None = None
-    run_name: str | None = None
-    experiment_id: str | None = None
+    run_log: Any = None
+    call: int | None = None
 
 
 #: The run being reviewed, per context (one at a time per process, but keyed to be safe).
@@ -69,9 +67,12 @@ def _review(context) -> _Review:
     return _reviews.setdefault(id(context), _Review())
 
 
-@hookimpl
+@hookimpl(trylast=True)
 def orchestrator_before_run(context):
     _reviews[id(context)] = _Review()
+    run_log = tracker.run_log_of(context)
+    if run_log is not None and (context.sweep is None or context.cfg.tracking.review_in_sweeps):
+        run_log.worker.preload("orchestrator_plugins.mlflow_review_worker")
 
 
 @hookimpl
@@ -89,7 +90,7 @@ def orchestrator_after_stage(context, stage, metrics):
 
 @hookimpl(tryfirst=True)
 def orchestrator_after_run(context, error):
-    """Plots and the MLflow model, while the run is still open (before the tracker ends it).
+    """Plots and the MLflow model, handed to the tracking worker before the tracker ends the run.
 
     Nothing here may raise: an exception would keep the tracker from ending the run.
     """
@@ -99,40 +100,56 @@ def orchestrator_after_run(context, error):
         return  # a sweep's jobs keep their metrics and model.keras; tracking.review_in_sweeps adds the rest
     review = _review(context)
     try:
-        if context.run_id is not None:
-            _read_run(context, review)
-        from orchestrator_plugins.review_plots import confusion_matrix, learning_curves
+        from orchestrator_plugins.review_plots import confusion_labels
 
-        for name, draw in (("learning_curves", learning_curves), ("confusion_matrix", confusion_matrix)):
-            _save_plot(context, review, name, draw)
-        if context.run_id is not None:
-            _log_mlflow_model(context, review)
+        confusion = confusion_labels(context)
+        run_log = tracker.run_log_of(context)
+        if run_log is None:
+            _draw_here(context, review, confusion)
+            return
+        review.run_log = run_log
+        folder = run_log.spool.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        labels = None
+        if confusion is not None:
+            import numpy as np
+
+            truth, predicted, classes, names = confusion
+            np.savez(folder / "review-labels.npz", truth=truth, predicted=predicted)
+            labels = {"file": str(folder / "review-labels.npz"), "classes": int(classes), "names": names}
+        review.call = run_log.call(
+            "orchestrator_plugins.mlflow_review_worker:review_run",
+            output_dir=str(Path(context.output_dir).resolve()),
+            history={name: {str(e): v for e, v in steps.items()} for name, steps in review.history.items()},
+            confusion=labels,
+            model=_model_payload(context, folder),
+        )
     except Exception as failure:  # the trained run is kept; what failed here is reported
         log.error("Review in MLflow incomplete: %s: %s", type(failure).__name__, failure)
 
 
-def _read_run(context, review: _Review) -> None:
-    from mlflow.tracking import MlflowClient
+def _draw_here(context, review: _Review, confusion) -> None:
+    """Without tracking: the plots, drawn in this process, in the output folder."""
+    from orchestrator_plugins.review_plots import confusion_matrix, learning_curves
 
-    run = retry(MlflowClient(tracking_uri=context.tracking_uri).get_run, context.run_id)
-    review.run_name = run.info.run_name
-    review.experiment_id = run.info.experiment_id
-
-
-def _save_plot(context, review: _Review, name: str, draw) -> None:
-    """Draw one figure into ``plots/<name>.png`` and hand it over as an artifact."""
-    try:
-        figure = draw(context, review)
-    except Exception as failure:  # a plot never fails a trained run
-        log.warning("Plot %s skipped: %s: %s", name, type(failure).__name__, failure)
-        return
-    if figure is None:
-        return
-    folder = Path(context.output_dir) / "plots"
-    folder.mkdir(parents=True, exist_ok=True)
-    figure.savefig(folder / f"{name}.png", dpi=100)
-    context.log_artifact(folder / f"{name}.png", "plots")
-    review.plots.append(f"plots/{name}.png")
+    title = context.experiment or "run"
+    figures = {
+        "learning_curves": lambda: learning_curves(review.history, title),
+        "confusion_matrix": lambda: confusion_matrix(*confusion) if confusion is not None else None,
+    }
+    for name, draw in figures.items():
+        try:
+            figure = draw()
+        except Exception as failure:  # a plot never fails a trained run
+            log.warning("Plot %s skipped: %s: %s", name, type(failure).__name__, failure)
+            continue
+        if figure is None:
+            continue
+        folder = Path(context.output_dir) / "plots"
+        folder.mkdir(parents=True, exist_ok=True)
+        figure.savefig(folder / f"{name}.png", dpi=100)
+        context.log_artifact(folder / f"{name}.png", "plots")
+        review.plots.append(f"plots/{name}.png")
 
 
 @hookimpl(specname="orchestrator_after_run", trylast=True)
@@ -146,100 +163,56 @@ def summarize(context, error):
         {context.cfg.objective.metric: context.objective_value} if context.objective_value is not None else {}
     )
     metrics = "  ".join(f"{name}={value:.4g}" for name, value in results.items()) or "no test metrics"
-    name = f"Run {review.run_name}" if review.run_name else "The run"
+    logged = {}
+    if review.run_log is not None and review.call is not None:
+        logged = review.run_log.result(review.call) or {}
+    run_name = logged.get("run_name") or (context.cfg.tracking.run_name if context.run_id else None)
+    name = f"Run {run_name}" if run_name else "The run"
     lines = [f"{name} finished in {seconds:.0f} s: {metrics}"]
-    if context.run_id is None:
+    if context.run_id is None and review.run_log is None:
         lines.append(f"  Files: {context.output_dir} (MLflow tracking is off)")
+    elif context.run_id is None:
+        lines.append(f"  Files: {context.output_dir} (MLflow has not taken the run yet: see above)")
     else:
-        kept = [*([f"model {review.model}"] if review.model else []), *review.plots]
+        model = logged.get("model")
+        kept = [*([f"model {model}"] if model else []), *(logged.get("plots") or review.plots)]
         lines.append(f"  MLflow run {context.run_id}" + (f": {', '.join(kept)}" if kept else ""))
-        lines.append("  " + review_hint(context.tracking_uri, review.experiment_id, context.run_id))
+        experiment_id = review.run_log.experiment_id if review.run_log is not None else None
+        lines.append("  " + review_hint(context.tracking_uri, experiment_id, context.run_id))
     log.info("%s", "\n".join(lines))
 
 
 # -- The MLflow model ----------------------------------------------------------------
 
 
-def _log_mlflow_model(context, review: _Review) -> None:
-    """Log ``context.model`` with the Keras flavour on the job's run, without an active run."""
-    from mlflow.models import Model
-    from mlflow.tracking import MlflowClient
-
+def _model_payload(context, folder: Path) -> dict[str, Any] | None:
+    """What the worker needs to log the run's ``model.keras`` as an MLflow model, or ``None``."""
     settings = context.cfg.tracking
     register = settings.get("register_model") or None
     if not settings.log_model:
         if register:
             log.warning("tracking.register_model=%s is ignored: tracking.log_model is false.", register)
-        return
-    client = MlflowClient(tracking_uri=context.tracking_uri)
-    if not hasattr(client, "create_logged_model"):
-        log.warning(
-            "MLflow %s is too old to log the model with its Keras flavour (3.0+).", _version("mlflow")
-        )
-        return
-    run = retry(client.get_run, context.run_id)
-    example, signature = _example_and_signature(context)
-    # The logged model is created here, in the run's own experiment: MLflow would
-    # otherwise put it in the active (or default) experiment of this process.
-    logged = retry(
-        client.create_logged_model,
-        run.info.experiment_id,
-        name=MODEL_NAME,
-        source_run_id=context.run_id,
-        params=dict(run.data.params),
-        model_type="keras",
-    )
-    with _tracking_uri(context.tracking_uri):
-        info = Model.log(
-            artifact_path=None,
-            name=MODEL_NAME,
-            flavor=_keras_flavour(),
-            model=context.model,
-            run_id=context.run_id,
-            model_id=logged.model_id,
-            input_example=example,
-            signature=signature,
-            pip_requirements=_requirements(),
-            registered_model_name=register,
-            step=context.epochs_done,
-            validate_serving_input=False,
-        )
-    review.model = info.model_uri
-    if register:
-        review.model += f" (registered as {register} version {info.registered_model_version})"
-    # Outside a sweep the summary names the model; a sweep job has no summary.
-    (log.info if context.sweep is not None else log.debug)("Logged the MLflow model %s", review.model)
+        return None
+    model_file = Path(context.output_dir) / "model.keras"
+    if not model_file.exists():
+        log.warning("MLflow model: no %s to log.", model_file)
+        return None
+    import keras
+
+    return {
+        "path": str(model_file.resolve()),
+        "example": _save_example(context, folder / "review-example.npz"),
+        "keras_version": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "requirements": _requirements(),
+        "register": register,
+        "step": context.epochs_done,
+    }
 
 
-def _keras_flavour() -> Any:
-    """``mlflow.keras``, but its ``save_model`` creates the model folder before the input example
-    goes in (MLflow's does not: https://github.com/mlflow/mlflow/issues/16183)."""
-    import mlflow.keras
-
-    def save_model(path, validate_serving_input=None, **kwargs):
-        Path(path).mkdir(parents=True, exist_ok=True)
-        return mlflow.keras.save_model(path=path, **kwargs)
-
-    return types.SimpleNamespace(__name__=mlflow.keras.__name__, save_model=save_model)
-
-
-@contextlib.contextmanager
-def _tracking_uri(uri: str):
-    """MLflow's flavour API reads the process-wide tracking URI: point it at the run's store meanwhile."""
-    import mlflow
-
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it, as MLflow's own code does
-
-
-def _example_and_signature(context) -> tuple[Any, Any]:
-    """The first test (else validation, else train) samples and the signature inferred from them."""
+def _save_example(context, file: Path) -> str | None:
+    """The first test (else validation, else train) samples and the model's output on them, as ``.npz``."""
     import numpy as np
-    from mlflow.models import infer_signature
 
     data = context.data
     split = next((s for s in (data.test, data.validation, data.train) if is_in_memory(s)), None)
@@ -250,15 +223,25 @@ def _example_and_signature(context) -> tuple[Any, Any]:
         example = x[:EXAMPLE_SAMPLES]
     else:
         log.info("MLflow model: no input example or signature (the inputs are not in-memory arrays).")
-        return None, None
+        return None
+    arrays = _prefixed("input:", example)
     try:
         output = context.model.predict(example, verbose=0)
         if isinstance(output, (list, tuple)):
             output = dict(zip(context.model.output_names, output, strict=True))
-        return example, infer_signature(example, output)
+        arrays.update(_prefixed("output:", output))
     except Exception as failure:
         log.warning("MLflow model: no signature (%s: %s).", type(failure).__name__, failure)
-        return example, None
+    np.savez(file, **arrays)
+    return str(file)
+
+
+def _prefixed(prefix: str, value) -> dict[str, Any]:
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {f"{prefix}{key}": np.asarray(array) for key, array in value.items()}
+    return {prefix: np.asarray(value)}
 
 
 def _requirements() -> list[str]:

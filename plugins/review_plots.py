@@ -1,24 +1,23 @@
 """The review plots: learning curves and a confusion matrix, drawn with matplotlib's Agg.
 
-Used by :mod:`orchestrator_plugins.mlflow_review`; each function returns a
-figure, or ``None`` (with a log line) when the run has nothing to draw.
+Used by :mod:`orchestrator_plugins.mlflow_review` (in the training process,
+which computes the predicted labels) and :mod:`orchestrator_plugins.mlflow_review_worker`
+(in the tracking worker, which draws). The drawing functions take plain data
+(metrics by epoch, label arrays) and return a figure, or ``None`` (with a log
+line) when there is nothing to draw.
 
 Example::
 
-    figure = learning_curves(context, review)
+    figure = learning_curves({"fit/loss": {0: 0.5, 1: 0.3}}, title="mnist")
     figure.savefig("plots/learning_curves.png")
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestrator.arrays import is_in_memory, take, unpack
-from orchestrator.mlflow_store import retry
-
-if TYPE_CHECKING:
-    from orchestrator_plugins.mlflow_review import _Review as Review
 
 log = logging.getLogger("orchestrator.review")
 
@@ -38,23 +37,8 @@ def _figure(width: float, height: float):
     return figure
 
 
-def _epoch_history(context, review: Review) -> dict[str, dict[int, float]]:
-    """Every per-epoch metric by step: from the MLflow store when the run has one."""
-    history = {name: dict(steps) for name, steps in review.history.items()}
-    if context.run_id is None or not history:
-        return history
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=context.tracking_uri)
-    for name in history:
-        stored = retry(client.get_metric_history, context.run_id, name)
-        history[name].update({m.step: m.value for m in stored})
-    return history
-
-
-def learning_curves(context, review: Review):
-    """One panel per Keras metric, its training and validation values against the epoch."""
-    history = _epoch_history(context, review)
+def learning_curves(history: dict[str, dict[int, float]], title: str):
+    """One panel per Keras metric (``history``: metric name -> epoch -> value), training beside validation."""
     if not history:
         log.info("Plot learning_curves skipped: no fit stage reported an epoch.")
         return None
@@ -88,7 +72,7 @@ def learning_curves(context, review: Review):
             axis.legend(fontsize="small")
     for axis in axes[len(order) :]:
         axis.set_visible(False)
-    figure.suptitle(f"Learning curves: {review.run_name or context.experiment or 'run'}")
+    figure.suptitle(f"Learning curves: {title}")
     return figure
 
 
@@ -102,8 +86,9 @@ def _line_style(label: str, index: int, stages: list[str]) -> dict[str, Any]:
     return {"marker": "s" if dashed else "o", "linestyle": "--" if dashed else "-", "color": color}
 
 
-def confusion_matrix(context, review: Review):
-    """True against predicted class on the in-memory test split of a single-output classifier."""
+def confusion_labels(context) -> tuple[Any, Any, int, list[str]] | None:
+    """``(true classes, predicted classes, class count, class names)`` on the in-memory test split of a
+    single-output classifier (at most ``CONFUSION_SAMPLES``), else ``None`` with a log line saying why."""
     import numpy as np
 
     test = context.data.test if context.data is not None else None
@@ -121,9 +106,17 @@ def confusion_matrix(context, review: Review):
     if truth is None:
         log.info("Plot confusion_matrix skipped: the model is not a classifier.")
         return None
+    names = [str(c) for c in (context.data.info.get("class_names") or range(classes))]
+    return truth, predicted, classes, names
+
+
+def confusion_matrix(truth, predicted, classes: int, names: list[str]):
+    """True against predicted class, one cell per pair, annotated up to ``ANNOTATE_CLASSES`` classes."""
+    import numpy as np
+
+    count = len(truth)
     matrix = np.zeros((classes, classes), dtype=int)
     np.add.at(matrix, (truth, predicted), 1)
-    names = [str(c) for c in (context.data.info.get("class_names") or range(classes))]
     size = min(10.0, 2.5 + 0.45 * classes)
     figure = _figure(size + 1.2, size)
     axis = figure.subplots()
