@@ -151,6 +151,7 @@ class RunLog:
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self.results: dict[str, Any] = {}
+        self.run_name: str | None = None
         self.finished = False
         self._changed = threading.Condition()
         self._announce: tuple[str, ...] | None = None
@@ -161,6 +162,7 @@ class RunLog:
     def start(self, experiment: str, tags: dict[str, str], run_id: str | None = None) -> None:
         """Create the run in ``experiment`` with ``tags`` (or, given ``run_id``, reopen that run)."""
         self._announce = (experiment, self.worker.uri)
+        self.run_name = tags.get("mlflow.runName")
         self._append(
             {
                 "op": "start_run",

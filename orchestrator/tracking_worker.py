@@ -149,6 +149,9 @@ def main(argv: list[str]) -> int:
         from orchestrator.mlflow_store import open_client
 
         client = open_client(argv[0])
+        import mlflow
+
+        mlflow.set_tracking_uri(argv[0])  # the worker's one store, for MLflow's APIs that read it
     except Exception as error:
         send({"fatal": f"{type(error).__name__}: {error}"})
         return 1

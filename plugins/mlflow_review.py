@@ -45,6 +45,8 @@ from orchestrator.tracking import review_hint, tracker
 
 log = logging.getLogger("orchestrator.review")
 
+#: The module whose functions the tracking worker runs for this plugin.
+WORKER = "orchestrator_plugins.mlflow_review_worker"
 #: Test samples saved as the model's input example.
 EXAMPLE_SAMPLES = 5
 
@@ -56,7 +58,7 @@ class _Review:
     results: dict[str, float] = field(default_factory=dict)
     plots: list[str] = field(default_factory=list)
     run_log: Any = None
-    call: int | None = None
+    calls: dict[str, int] = field(default_factory=dict)
 
 
 #: The run being reviewed, per context (one at a time per process, but keyed to be safe).
@@ -72,7 +74,7 @@ def orchestrator_before_run(context):
     _reviews[id(context)] = _Review()
     run_log = tracker.run_log_of(context)
     if run_log is not None and (context.sweep is None or context.cfg.tracking.review_in_sweeps):
-        run_log.worker.preload("orchestrator_plugins.mlflow_review_worker")
+        run_log.worker.preload(WORKER)
 
 
 @hookimpl
@@ -84,48 +86,90 @@ def orchestrator_after_epoch(context, stage, epoch, metrics, checkpoint):
 
 @hookimpl
 def orchestrator_after_stage(context, stage, metrics):
+    review = _review(context)
     if stage.kind == "evaluate":
-        _review(context).results.update({k: v for k, v in metrics.items() if not k.startswith("time/")})
+        review.results.update({k: v for k, v in metrics.items() if not k.startswith("time/")})
+    if stage.kind == "fit" and _reviewed(context) and not _fit_stages_after(context, stage):
+        # The last fit stage: the worker draws the curves while the later stages run.
+        _hand_over(context, review, "learning_curves", history=_history(review))
+
+
+@hookimpl
+def orchestrator_on_artifact(context, path, artifact_path):
+    """The run's ``model.keras`` is saved: the worker makes the MLflow model of it meanwhile."""
+    if artifact_path != "model" or Path(path).name != "model.keras" or not _reviewed(context):
+        return
+    review = _review(context)
+    run_log = tracker.run_log_of(context)
+    if run_log is None:
+        return
+    try:
+        payload = _model_payload(context, run_log.spool.folder)
+        if payload is not None:
+            _hand_over(context, review, "mlflow_model", **payload)
+    except Exception as failure:  # the trained run is kept; what failed here is reported
+        log.error("Review in MLflow incomplete: %s: %s", type(failure).__name__, failure)
 
 
 @hookimpl(tryfirst=True)
 def orchestrator_after_run(context, error):
-    """Plots and the MLflow model, handed to the tracking worker before the tracker ends the run.
+    """The confusion matrix (and the curves, if no fit stage handed them over), before the tracker
+    ends the run; without tracking, the plots are drawn here.
 
     Nothing here may raise: an exception would keep the tracker from ending the run.
     """
-    if error is not None or context.model is None:
+    if error is not None or context.model is None or not _reviewed(context):
         return
-    if context.sweep is not None and not context.cfg.tracking.review_in_sweeps:
-        return  # a sweep's jobs keep their metrics and model.keras; tracking.review_in_sweeps adds the rest
     review = _review(context)
     try:
         from orchestrator_plugins.review_plots import confusion_labels
 
-        confusion = confusion_labels(context)
         run_log = tracker.run_log_of(context)
         if run_log is None:
-            _draw_here(context, review, confusion)
+            _draw_here(context, review, confusion_labels(context))
             return
-        review.run_log = run_log
-        folder = run_log.spool.folder
-        folder.mkdir(parents=True, exist_ok=True)
-        labels = None
+        if "learning_curves" not in review.calls:
+            _hand_over(context, review, "learning_curves", history=_history(review))
+        confusion = confusion_labels(context)
         if confusion is not None:
             import numpy as np
 
             truth, predicted, classes, names = confusion
-            np.savez(folder / "review-labels.npz", truth=truth, predicted=predicted)
-            labels = {"file": str(folder / "review-labels.npz"), "classes": int(classes), "names": names}
-        review.call = run_log.call(
-            "orchestrator_plugins.mlflow_review_worker:review_run",
-            output_dir=str(Path(context.output_dir).resolve()),
-            history={name: {str(e): v for e, v in steps.items()} for name, steps in review.history.items()},
-            confusion=labels,
-            model=_model_payload(context, folder),
-        )
+            labels = run_log.spool.folder / "review-labels.npz"
+            np.savez(labels, truth=truth, predicted=predicted)
+            _hand_over(
+                context, review, "confusion_matrix", file=str(labels), classes=int(classes), names=names
+            )
     except Exception as failure:  # the trained run is kept; what failed here is reported
         log.error("Review in MLflow incomplete: %s: %s", type(failure).__name__, failure)
+
+
+def _reviewed(context) -> bool:
+    """Whether this run gets the review (a sweep's jobs only with ``tracking.review_in_sweeps``)."""
+    return context.sweep is None or bool(context.cfg.tracking.review_in_sweeps)
+
+
+def _fit_stages_after(context, stage) -> bool:
+    from orchestrator.run import configured_stages
+
+    return any(later.kind == "fit" for later in configured_stages(context.cfg)[stage.index + 1 :])
+
+
+def _history(review: _Review) -> dict[str, dict[str, float]]:
+    return {
+        name: {str(epoch): value for epoch, value in steps.items()} for name, steps in review.history.items()
+    }
+
+
+def _hand_over(context, review: _Review, what: str, **kwargs) -> None:
+    """Ask the tracking worker to run ``mlflow_review_worker.<what>`` on the run; note the call."""
+    run_log = tracker.run_log_of(context)
+    if run_log is None:
+        return
+    review.run_log = run_log
+    run_log.spool.folder.mkdir(parents=True, exist_ok=True)
+    output_dir = str(Path(context.output_dir).resolve())
+    review.calls[what] = run_log.call(f"{WORKER}:{what}", output_dir=output_dir, **kwargs)
 
 
 def _draw_here(context, review: _Review, confusion) -> None:
@@ -163,10 +207,8 @@ def summarize(context, error):
         {context.cfg.objective.metric: context.objective_value} if context.objective_value is not None else {}
     )
     metrics = "  ".join(f"{name}={value:.4g}" for name, value in results.items()) or "no test metrics"
-    logged = {}
-    if review.run_log is not None and review.call is not None:
-        logged = review.run_log.result(review.call) or {}
-    run_name = logged.get("run_name") or (context.cfg.tracking.run_name if context.run_id else None)
+    model, plots = review_results(review)
+    run_name = review.run_log.run_name if review.run_log is not None else None
     name = f"Run {run_name}" if run_name else "The run"
     lines = [f"{name} finished in {seconds:.0f} s: {metrics}"]
     if context.run_id is None and review.run_log is None:
@@ -174,12 +216,25 @@ def summarize(context, error):
     elif context.run_id is None:
         lines.append(f"  Files: {context.output_dir} (MLflow has not taken the run yet: see above)")
     else:
-        model = logged.get("model")
-        kept = [*([f"model {model}"] if model else []), *(logged.get("plots") or review.plots)]
+        kept = [*([f"model {model}"] if model else []), *plots]
         lines.append(f"  MLflow run {context.run_id}" + (f": {', '.join(kept)}" if kept else ""))
         experiment_id = review.run_log.experiment_id if review.run_log is not None else None
         lines.append("  " + review_hint(context.tracking_uri, experiment_id, context.run_id))
     log.info("%s", "\n".join(lines))
+
+
+def review_results(review: _Review) -> tuple[str | None, list[str]]:
+    """What the worker's calls returned: the MLflow model's URI, and the plots' artifact paths."""
+    if review.run_log is None:
+        return None, []
+    results = {what: review.run_log.result(seq) for what, seq in review.calls.items()}
+    plots = [
+        results[name]
+        for name in ("learning_curves", "confusion_matrix")
+        if isinstance(results.get(name), str)
+    ]
+    model = results.get("mlflow_model")
+    return (model if isinstance(model, str) else None), plots
 
 
 # -- The MLflow model ----------------------------------------------------------------

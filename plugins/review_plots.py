@@ -101,7 +101,7 @@ def confusion_labels(context) -> tuple[Any, Any, int, list[str]] | None:
         log.info("Plot confusion_matrix skipped: not a single-output model with label arrays.")
         return None
     count = min(len(y), CONFUSION_SAMPLES)
-    scores = context.model.predict(take(x, count), batch_size=256, verbose=0)
+    scores = context.model.predict(take(x, count), batch_size=2048, verbose=0)
     truth, predicted, classes = _labels(context, np.asarray(y[:count]), scores)
     if truth is None:
         log.info("Plot confusion_matrix skipped: the model is not a classifier.")
