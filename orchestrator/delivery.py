@@ -36,7 +36,7 @@ import importlib
 import logging
 from typing import Any
 
-from orchestrator.mlflow_store import is_transient
+from orchestrator.mlflow_store import file_lock, is_transient
 from orchestrator.spool import Spool
 
 log = logging.getLogger("orchestrator.tracking")
@@ -44,6 +44,8 @@ log = logging.getLogger("orchestrator.tracking")
 #: MLflow's limits for one ``log_batch``.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 BATCHED = ("params", "metrics", "tags")
+#: The lock file inside a spool folder, held while a record is delivered.
+LOCK = "delivery.lock"
 
 
 class Outage(Exception):
@@ -78,7 +80,18 @@ class Delivery:
         self.pending.extend(self.spool.records(start))
 
     def deliver(self) -> int:
-        """Deliver every pending record; return how many. Raises :class:`Outage` (some may be delivered)."""
+        """Deliver every pending record; return how many. Raises :class:`Outage` (some may be delivered).
+
+        Holds a lock on the spool meanwhile, so that the worker and ``python -m
+        orchestrator sync`` never deliver the same spool at the same time.
+        """
+        with file_lock(self.spool.folder / LOCK):
+            on_disk = self.spool.state()
+            if int(on_disk.get("delivered", 0)) > self.delivered:  # someone else delivered meanwhile
+                self.state, self.pending = {"results": {}, **on_disk}, []
+            return self._deliver_pending()
+
+    def _deliver_pending(self) -> int:
         self.refresh()
         done = 0
         while self.pending:

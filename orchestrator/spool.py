@@ -104,7 +104,7 @@ class Spool:
 
     def remove(self) -> None:
         """Delete the spool folder (everything in it was delivered)."""
-        for name in (RECORDS, STATE, f".{STATE}.partial"):
+        for name in (RECORDS, STATE, f".{STATE}.partial", "delivery.lock"):
             (self.folder / name).unlink(missing_ok=True)
         for leftover in self.folder.glob("*"):
             if leftover.is_file():

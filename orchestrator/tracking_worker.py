@@ -44,7 +44,7 @@ from orchestrator.spool import Spool
 log = logging.getLogger("orchestrator.tracking")
 
 #: How long a worker whose training process has gone keeps delivering before it gives up.
-CLOSE_SECONDS = 30.0
+CLOSE_SECONDS = 3.0
 FIRST_BACKOFF, MAX_BACKOFF = 0.5, 5.0
 
 
