@@ -22,6 +22,9 @@ or died) it delivers what is pending for up to ``CLOSE_SECONDS`` and exits; what
 is left stays in the spools for ``python -m orchestrator sync``. The worker
 ignores Ctrl-C, so that a run interrupted in the terminal can still record
 that it was ``KILLED``.
+
+``ORCHESTRATOR_WORKER_STATS=<file>`` makes the worker append its peak memory and
+CPU time to ``file`` as it exits (one JSON line), for the benchmarks.
 """
 
 from __future__ import annotations
@@ -179,5 +182,20 @@ def main(argv: list[str]) -> int:
             return 0
 
 
+def write_stats() -> None:
+    """Append this process's peak memory and CPU time to ``$ORCHESTRATOR_WORKER_STATS``, if set."""
+    target = os.environ.get("ORCHESTRATOR_WORKER_STATS")
+    if not target:
+        return
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    stats = {"max_rss_mb": usage.ru_maxrss / 1024, "cpu_seconds": usage.ru_utime + usage.ru_stime}
+    with open(target, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(stats) + "\n")
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    write_stats()
+    sys.exit(code)
