@@ -9,7 +9,9 @@ logged while it is down. Then either:
   tracking worker delivers everything, and no spool is left; or
 * it stays away past ``tracking.delivery_timeout``: the run ends anyway, says
   what is kept where and names ``python -m orchestrator sync``, which delivers it
-  once the server is back.
+  once the server is back; or
+* the training process is killed: what it had written to its spool is
+  delivered by ``python -m orchestrator sync``, and the run stays ``RUNNING``.
 
 Everything is read back through the server with ``MlflowClient``: every epoch's
 metrics exactly once, with step = epoch, the test metrics, the checkpoints.
@@ -198,3 +200,25 @@ def test_a_run_that_outlasts_the_outage_wait_is_delivered_later_by_sync(server, 
 
     again = run_cli("sync", str(workdir), cwd=workdir, env=cli_env())
     assert again.returncode == 0 and "Nothing to deliver" in again.stdout
+
+
+def test_what_a_killed_run_logged_while_the_server_was_down_is_delivered_by_sync(server, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    cli, run_id, output_dir = start_run_then_stop_the_server(server, workdir)
+    spool = output_dir / "mlflow-spool"
+    wait_until(lambda: epochs_spooled(spool) >= 2, 240, "two epochs logged while down")
+    cli.process.kill()  # no chance to clean up: only what is on disk survives
+    cli.finish()
+    kept = epochs_spooled(spool)
+
+    server.start()
+    synced = run_cli("sync", str(output_dir), cwd=workdir, env=cli_env())
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "the run has not ended" in synced.stdout
+    client = MlflowClient(tracking_uri=server.uri)
+    steps = [metric.step for metric in client.get_metric_history(run_id, "fit/loss")]
+    assert steps == list(range(kept))
+    assert client.get_run(run_id).info.status == "RUNNING"
