@@ -134,7 +134,8 @@ class Delivery:
         first = self.pending[0]
         if first["op"] not in BATCHED:
             return [first]
-        batch, counts = [], {"params": 0, "metrics": 0, "tags": 0}
+        batch: list[dict[str, Any]] = []
+        counts = {"params": 0, "metrics": 0, "tags": 0}
         limits = {"params": MAX_PARAMS, "metrics": MAX_METRICS, "tags": MAX_TAGS}
         for record in self.pending:
             if record["op"] not in BATCHED:
@@ -190,7 +191,9 @@ class Delivery:
         run_id = self.state.get("run_id")
         if run_id is None:
             raise RuntimeError("the spool has no start_run record before its other records")
-        metrics, params, tags = [], [], []
+        metrics: list[Metric] = []
+        params: list[Param] = []
+        tags: list[RunTag] = []
         for record in batch:
             if record["op"] == "metrics":
                 metrics.extend(Metric(k, float(v), int(ts), int(step)) for k, v, ts, step in record["items"])

@@ -159,9 +159,14 @@ class RunLog:
 
     # -- logging ------------------------------------------------------------------------
 
-    def start(self, experiment: str, tags: dict[str, str], run_id: str | None = None) -> None:
-        """Create the run in ``experiment`` with ``tags`` (or, given ``run_id``, reopen that run)."""
-        self._announce = (experiment, self.worker.uri)
+    def start(
+        self, experiment: str, tags: dict[str, str], run_id: str | None = None, announce: bool = True
+    ) -> None:
+        """Create the run in ``experiment`` with ``tags`` (or, given ``run_id``, reopen that run).
+
+        With ``announce``, a log line names the run once MLflow has created it.
+        """
+        self._announce = (experiment, self.worker.uri) if announce else None
         self.run_name = tags.get("mlflow.runName")
         self._append(
             {

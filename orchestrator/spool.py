@@ -23,7 +23,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 #: The spool's folder inside a run's (or a sweep's) output folder.
 FOLDER = "mlflow-spool"
@@ -41,7 +41,7 @@ class Spool:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self._lock = threading.Lock()
-        self._handle = None
+        self._handle: TextIO | None = None
         self.count = 0
 
     # -- the training process's side ------------------------------------------------
@@ -54,8 +54,9 @@ class Spool:
                 self.count = len(self.records())
                 self._handle = open(self.folder / RECORDS, "a", encoding="utf-8")  # noqa: SIM115
             seq = self.count
-            self._handle.write(json.dumps({"seq": seq, **record}, default=str) + "\n")
-            self._handle.flush()
+            handle = self._handle
+            handle.write(json.dumps({"seq": seq, **record}, default=str) + "\n")
+            handle.flush()
             self.count += 1
             return seq
 

@@ -135,7 +135,7 @@ class MlflowTracker:
         self.run_log = self._start_run(context, uri, name, tags)
         context.tracking_uri = uri
         self.run_log.log_params(flatten(masked(context.cfg)))
-        self._log_config(context)
+        self._log_config(context, self.run_log)
 
     def _start_run(self, context, uri: str, experiment: str, tags: dict[str, str]) -> RunLog:
         """The job's MLflow run: created by the tracking worker, in the background."""
@@ -180,7 +180,7 @@ class MlflowTracker:
             run_log.log_metrics({"objective": context.objective_value}, step=context.epochs_done)
         if error is not None:
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-            self._log_error(context, error)
+            self._log_error(context, run_log, error)
         run_log.end(status)
         delivered = run_log.wait(timeout=float(context.cfg.tracking.get("delivery_timeout", 60)))
         context.run_id = run_log.run_id
@@ -216,7 +216,7 @@ class MlflowTracker:
             **_git_tags(),
         }
         parent = RunLog(self._worker(uri), Path(sweep.dir) / SPOOL_FOLDER)
-        parent.start(experiment_name(settings.experiment_name, sweep.experiment), tags)
+        parent.start(experiment_name(settings.experiment_name, sweep.experiment), tags, announce=False)
         config = sweep.dir / "sweep_config.yaml"
         job_config = {key: masked(value) for key, value in sweep.cfg.items() if key != "hydra"}
         config.write_text(OmegaConf.to_yaml(OmegaConf.create(job_config)))
@@ -270,23 +270,23 @@ class MlflowTracker:
 
     # -- helpers ------------------------------------------------------------------
 
-    def _log_config(self, context) -> None:
+    def _log_config(self, context, run_log: RunLog) -> None:
         folder = Path(context.output_dir)
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "config.yaml"
         config.write_text(OmegaConf.to_yaml(OmegaConf.create(masked(context.cfg))))
         overrides = folder / "overrides.yaml"
         overrides.write_text(OmegaConf.to_yaml(OmegaConf.create(list(context.overrides))))
-        self.run_log.log_artifact(config, "config")
-        self.run_log.log_artifact(overrides, "config")
+        run_log.log_artifact(config, "config")
+        run_log.log_artifact(overrides, "config")
 
-    def _log_error(self, context, error: BaseException) -> None:
+    def _log_error(self, context, run_log: RunLog, error: BaseException) -> None:
         message = f"{type(error).__name__}: {error}"
-        self.run_log.set_tags({"orchestrator.error": message[:5000]})
+        run_log.set_tags({"orchestrator.error": message[:5000]})
         report = Path(context.output_dir) / "error.txt"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text("".join(traceback.format_exception(error)))
-        self.run_log.log_artifact(report)
+        run_log.log_artifact(report)
 
 
 def undelivered_message(run_log: RunLog, timeout: float) -> str:

@@ -59,6 +59,7 @@ class _Review:
     plots: list[str] = field(default_factory=list)
     run_log: Any = None
     calls: dict[str, int] = field(default_factory=dict)
+    sample: tuple[Any] | None = None
 
 
 #: The run being reviewed, per context (one at a time per process, but keyed to be safe).
@@ -104,7 +105,7 @@ def orchestrator_on_artifact(context, path, artifact_path):
     if run_log is None:
         return
     try:
-        payload = _model_payload(context, run_log.spool.folder)
+        payload = _model_payload(context, review, run_log.spool.folder)
         if payload is not None:
             _hand_over(context, review, "mlflow_model", **payload)
     except Exception as failure:  # the trained run is kept; what failed here is reported
@@ -126,11 +127,11 @@ def orchestrator_after_run(context, error):
 
         run_log = tracker.run_log_of(context)
         if run_log is None:
-            _draw_here(context, review, confusion_labels(context))
+            _draw_here(context, review, confusion_labels(context, _test_sample(context, review)))
             return
         if "learning_curves" not in review.calls:
             _hand_over(context, review, "learning_curves", history=_history(review))
-        confusion = confusion_labels(context)
+        confusion = confusion_labels(context, _test_sample(context, review))
         if confusion is not None:
             import numpy as np
 
@@ -240,7 +241,16 @@ def review_results(review: _Review) -> tuple[str | None, list[str]]:
 # -- The MLflow model ----------------------------------------------------------------
 
 
-def _model_payload(context, folder: Path) -> dict[str, Any] | None:
+def _test_sample(context, review: _Review):
+    """The test samples and the model's outputs on them (computed once, for the example and the matrix)."""
+    from orchestrator_plugins.review_plots import test_sample
+
+    if review.sample is None:
+        review.sample = (test_sample(context),)
+    return review.sample[0]
+
+
+def _model_payload(context, review: _Review, folder: Path) -> dict[str, Any] | None:
     """What the worker needs to log the run's ``model.keras`` as an MLflow model, or ``None``."""
     settings = context.cfg.tracking
     register = settings.get("register_model") or None
@@ -256,7 +266,7 @@ def _model_payload(context, folder: Path) -> dict[str, Any] | None:
 
     return {
         "path": str(model_file.resolve()),
-        "example": _save_example(context, folder / "review-example.npz"),
+        "example": _save_example(context, review, folder / "review-example.npz"),
         "keras_version": keras.__version__,
         "keras_backend": keras.backend.backend(),
         "requirements": _requirements(),
@@ -265,9 +275,11 @@ def _model_payload(context, folder: Path) -> dict[str, Any] | None:
     }
 
 
-def _save_example(context, file: Path) -> str | None:
+def _save_example(context, review: _Review, file: Path) -> str | None:
     """The first test (else validation, else train) samples and the model's output on them, as ``.npz``."""
     import numpy as np
+
+    from orchestrator_plugins.review_plots import model_outputs
 
     data = context.data
     split = next((s for s in (data.test, data.validation, data.train) if is_in_memory(s)), None)
@@ -281,7 +293,11 @@ def _save_example(context, file: Path) -> str | None:
         return None
     arrays = _prefixed("input:", example)
     try:
-        output = context.model.predict(example, verbose=0)
+        sample = _test_sample(context, review) if split is data.test else None
+        if sample is not None:
+            output = take(sample[2], EXAMPLE_SAMPLES)
+        else:
+            output = model_outputs(context.model, example)
         if isinstance(output, (list, tuple)):
             output = dict(zip(context.model.output_names, output, strict=True))
         arrays.update(_prefixed("output:", output))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from orchestrator.arrays import is_in_memory, take, unpack
+from orchestrator.arrays import is_in_memory, length, take, unpack
 
 log = logging.getLogger("orchestrator.review")
 
@@ -86,23 +86,53 @@ def _line_style(label: str, index: int, stages: list[str]) -> dict[str, Any]:
     return {"marker": "s" if dashed else "o", "linestyle": "--" if dashed else "-", "color": color}
 
 
-def confusion_labels(context) -> tuple[Any, Any, int, list[str]] | None:
-    """``(true classes, predicted classes, class count, class names)`` on the in-memory test split of a
-    single-output classifier (at most ``CONFUSION_SAMPLES``), else ``None`` with a log line saying why."""
-    import numpy as np
-
+def test_sample(context) -> tuple[Any, Any, Any] | None:
+    """``(x, y, the model's outputs)`` for the first ``CONFUSION_SAMPLES`` of the in-memory test split,
+    else ``None`` with a log line saying why there is no confusion matrix."""
     test = context.data.test if context.data is not None else None
     if not is_in_memory(test):
         kind = "no test split" if test is None else f"the test split is a {type(test).__name__}"
         log.info("Plot confusion_matrix skipped: %s, not in-memory arrays.", kind)
         return None
     x, y, _ = unpack(test)
+    count = min(length(x) or 0, CONFUSION_SAMPLES)
+    try:
+        return take(x, count), take(y, count), model_outputs(context.model, take(x, count))
+    except Exception as failure:
+        log.warning("Plot confusion_matrix skipped: %s: %s", type(failure).__name__, failure)
+        return None
+
+
+def model_outputs(model, x, batch: int = 2048) -> Any:
+    """The model's outputs on in-memory ``x`` (NumPy, in the model's output structure).
+
+    The model is called directly, batch by batch, as ``predict`` would, without
+    tracing a ``predict`` function for new shapes (a large part of ``predict``'s
+    cost on a few thousand samples).
+    """
+    import keras
+    import numpy as np
+
+    def outputs(start: int) -> Any:
+        chunk = keras.tree.map_structure(lambda array: array[start : start + batch], x)
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, model(chunk, training=False))
+
+    parts = [outputs(start) for start in range(0, length(x) or 0, batch)]
+    return keras.tree.map_structure(lambda *arrays: np.concatenate(arrays), *parts)
+
+
+def confusion_labels(context, sample: tuple[Any, Any, Any] | None) -> tuple[Any, Any, int, list[str]] | None:
+    """``(true classes, predicted classes, class count, class names)`` of a single-output classifier on
+    :func:`test_sample`'s ``sample``, else ``None`` with a log line saying why."""
+    import numpy as np
+
+    if sample is None:
+        return None
+    _, y, scores = sample
     if not isinstance(y, np.ndarray) or len(y) == 0:
         log.info("Plot confusion_matrix skipped: not a single-output model with label arrays.")
         return None
-    count = min(len(y), CONFUSION_SAMPLES)
-    scores = context.model.predict(take(x, count), batch_size=2048, verbose=0)
-    truth, predicted, classes = _labels(context, np.asarray(y[:count]), scores)
+    truth, predicted, classes = _labels(context, np.asarray(y), scores)
     if truth is None:
         log.info("Plot confusion_matrix skipped: the model is not a classifier.")
         return None
