@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,8 @@ class RunLog:
         self.experiment_id: str | None = None
         self.results: dict[str, Any] = {}
         self.run_name: str | None = None
+        #: Called with the run's id once MLflow has created the run (from the worker's reader thread).
+        self.on_run: Callable[[str], None] | None = None
         self.finished = False
         self._changed = threading.Condition()
         self._announce: tuple[str, ...] | None = None
@@ -229,6 +232,9 @@ class RunLog:
             experiment, uri = self._announce
             self._announce = None
             log.info("MLflow run %s in experiment '%s' (%s)", self.run_id, experiment, uri)
+        if self.run_id and self.on_run is not None:
+            on_run, self.on_run = self.on_run, None
+            on_run(self.run_id)
 
     @property
     def pending(self) -> int:

@@ -140,6 +140,7 @@ class MlflowTracker:
     def _start_run(self, context, uri: str, experiment: str, tags: dict[str, str]) -> RunLog:
         """The job's MLflow run: created by the tracking worker, in the background."""
         run_log = RunLog(self._worker(uri), Path(context.output_dir) / SPOOL_FOLDER)
+        run_log.on_run = lambda run_id: setattr(context, "run_id", run_id)
         run_log.start(experiment, tags)
         self.runs[id(context)] = run_log
         return run_log
