@@ -10,13 +10,15 @@ What it measures, each command in a fresh subprocess:
 
 1. The Keras guide's end-to-end example on Debian's full Fashion-MNIST (2 epochs,
    batch 64, validation on the last 10,000, evaluate with batch 128, predict 3),
-   interleaved A B C D per repetition:
+   interleaved A B C D E per repetition:
    A. plain Keras by hand (``benchmarks/plain_keras.py``);
    B. ``python -m orchestrator +experiment=mnist data=fashion_mnist`` (MLflow on, fresh store);
    C. plain Keras + ``mlflow.keras.MlflowCallback`` (fresh SQLite store);
-   D. B with ``tracking=off``, as a one-job multirun whose journal records the stage times.
+   D. B with ``tracking=off``, as a one-job multirun whose journal records the stage times;
+   E. B with the opt-in fast path, ``trainer=fast`` (64 steps per call into TensorFlow).
    Wall time, CPU time, peak memory (``ru_maxrss`` from ``os.wait4``), fit time
-   and training steps per second.
+   and training steps per second; for B and E also the tracking worker's peak
+   memory and CPU time (``ORCHESTRATOR_WORKER_STATS``).
 2. Start-up: ``--cfg job`` and ``--help`` against ``python -c pass``; ``-X importtime``.
 3. Tracking cost per epoch: B's fit time against D's, and the MLflow tracker's
    per-epoch hook timed directly in the profile of section 5.
@@ -58,6 +60,8 @@ PLAIN = str(HERE / "plain_keras.py")
 PROFILE = str(HERE / "profile_run.py")
 LOOP = str(HERE / "plain_keras_loop.py")
 BATCH_SIZE = 64
+#: The variants of section 1, in the order each repetition runs them.
+KEYS = "ABCDE"
 #: Jobs of the profiled sweep (section 5): enough to see the per-job costs repeat.
 PROFILED_SWEEP_JOBS = 5
 
@@ -116,8 +120,8 @@ class Bench:
         path.mkdir(parents=True)
         return path
 
-    def measure(self, label: str, argv: list[str], cwd: Path) -> dict:
-        measured = run_child(label, argv, cwd=cwd, env=self.env, timeout=self.settings.timeout)
+    def measure(self, label: str, argv: list[str], cwd: Path, env: dict | None = None) -> dict:
+        measured = run_child(label, argv, cwd=cwd, env=env or self.env, timeout=self.settings.timeout)
         self.loads.append(measured.load_1min)
         return {
             "wall": measured.wall_seconds,
@@ -145,6 +149,8 @@ class Bench:
                 str(folder),
                 *s.plain_args(),
             ]
+        if key == "E":
+            return [PYTHON, "-m", "orchestrator", "+experiment=mnist", *s.orchestrator_data(), "trainer=fast"]
         if key == "D":
             return [
                 PYTHON,
@@ -161,7 +167,13 @@ class Bench:
     def guide_run(self, key: str, repetition: int) -> dict:
         folder = self.folder(f"{key}-{repetition}")
         argv = self.commands(key, folder)
-        run = self.measure(f"{key}-{repetition}", argv, folder)
+        stats = folder / "worker-stats.jsonl"
+        env = {**self.env, "ORCHESTRATOR_WORKER_STATS": str(stats)}
+        run = self.measure(f"{key}-{repetition}", argv, folder, env)
+        if stats.exists():
+            workers = [json.loads(line) for line in stats.read_text().splitlines() if line.strip()]
+            run["worker_rss_mb"] = max(w["max_rss_mb"] for w in workers)
+            run["worker_cpu"] = sum(w["cpu_seconds"] for w in workers)
         if key in ("A", "C"):
             result = json.loads((folder / "result.json").read_text())
             run.update(
@@ -170,7 +182,7 @@ class Bench:
                 predict=result["predict_seconds"],
                 steps=result["train_steps"],
             )
-        elif key == "B":
+        elif key in ("B", "E"):
             metrics = read_mlflow_metrics(folder)
             run.update(
                 fit=metrics["time/fit_seconds"],
@@ -193,12 +205,12 @@ class Bench:
 
     def guide(self) -> dict[str, list[dict]]:
         s = self.settings
-        runs: dict[str, list[dict]] = {key: [] for key in "ABCD"}
+        runs: dict[str, list[dict]] = {key: [] for key in KEYS}
         if s.warm_up:
             self.say("warm-up: one untimed run of A (fills the file cache)")
             self.guide_run("A", 0)
         for repetition in range(1, s.repeats + 1):
-            for key in "ABCD":
+            for key in KEYS:
                 self.say(f"guide example {key}, repetition {repetition}/{s.repeats} ...")
                 run = self.guide_run(key, repetition)
                 runs[key].append(run)
@@ -482,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
             "loads": bench.loads,
             "machine": machine(),
             "git": git_state(),
-            "commands": {key: display(bench.commands(key, Path("<temp>"))) for key in "ABCD"},
+            "commands": {key: display(bench.commands(key, Path("<temp>"))) for key in KEYS},
         },
         "guide": guide,
         "startup": startup,

@@ -3,6 +3,7 @@
     python -m orchestrator +experiment=mnist            # one run
     python -m orchestrator -m +experiment=mnist seed=1,2 # a sweep
     python -m orchestrator plugins                      # what is registered, by kind
+    python -m orchestrator sync outputs/                # deliver what MLflow missed (orchestrator.sync)
 
 A user error ends in one short paragraph naming the config key and what would
 be right, with exit code 2 and no traceback; ``HYDRA_FULL_ERROR=1`` shows the
@@ -83,6 +84,10 @@ def main() -> None:
     try:
         from orchestrator.plugins import get_plugin_manager
 
+        if sys.argv[1:2] == ["sync"]:
+            from orchestrator.sync import main as sync
+
+            raise SystemExit(sync(sys.argv[2:]))
         manager = get_plugin_manager()
         if sys.argv[1:2] == ["plugins"]:
             from orchestrator.listing import print_plugins

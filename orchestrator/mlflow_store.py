@@ -1,7 +1,16 @@
 """Opening an MLflow store safely when several processes share it.
 
-Two problems of SQLite stores under parallel jobs, and their cure here:
+Three problems of SQLite stores, and their cure here:
 
+* creating a new ``mlflow.db`` runs every one of MLflow's schema migrations
+  (about 1.5-2.5 s on 2 cores). The first store a given MLflow version creates is
+  kept as an empty template in the user's cache folder
+  (``~/.cache/keras-orchestrator``), and a new store is a copy of it. MLflow's own
+  test suite does the same (its ``cached_db`` fixture). It is safe across MLflow
+  versions because the template is named after the version that migrated it, its
+  ``Default`` experiment is removed (MLflow recreates it with this store's artifact
+  folder), and MLflow checks the schema revision of every store it opens: a copy
+  that does not match is replaced by a freshly migrated store;
 * several processes creating a new ``mlflow.db`` at once race on its schema
   migration: the first one to open it does so under a file lock, and turns on
   SQLite's write-ahead log (readers then never block the writer);
@@ -18,8 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,24 +71,99 @@ def open_client(uri: str) -> Any:
     """An ``MlflowClient`` on ``uri`` whose store is created and migrated exactly once."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
     database = sqlite_path(uri)
     if database is None:
-        return client
+        return MlflowClient(tracking_uri=uri)
     with file_lock(database.with_name(database.name + ".lock")):
-        retry(client.search_experiments, max_results=1)  # creates or migrates the schema
+        copied = not database.exists() and copy_template(database)
+        client = MlflowClient(tracking_uri=uri)
+        try:
+            retry(client.search_experiments, max_results=1)  # creates or migrates the schema
+        except Exception as error:
+            if not copied:
+                raise
+            log.warning("The store copied from the template did not open (%s); migrating a new one.", error)
+            database.unlink()
+            client = MlflowClient(tracking_uri=uri)
+            retry(client.search_experiments, max_results=1)
         with contextlib.closing(sqlite3.connect(database, timeout=60)) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
     return client
 
 
+def template_path() -> Path:
+    """The empty, migrated store of this MLflow version in the user's cache folder."""
+    from importlib import metadata
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keras-orchestrator"
+    return cache / f"mlflow-{metadata.version('mlflow')}-empty.db"
+
+
+def copy_template(database: Path) -> bool:
+    """Create ``database`` as a copy of the empty store template (made first if missing); whether it did.
+
+    Any failure (a read-only cache folder, say) leaves ``database`` absent, so
+    MLflow migrates a new store as it would without the template.
+    """
+    try:
+        template = template_path()
+        if not template.exists():
+            make_template(template)
+        database.parent.mkdir(parents=True, exist_ok=True)
+        partial = database.with_name(f".{database.name}.{os.getpid()}.partial")
+        shutil.copyfile(template, partial)
+        os.replace(partial, database)
+        return True
+    except Exception as error:  # the template only saves time; without it MLflow migrates as usual
+        log.debug("No MLflow store template (%s: %s)", type(error).__name__, error)
+        return False
+
+
+def make_template(template: Path) -> None:
+    """Let MLflow create and migrate an empty store at ``template``, without its Default experiment."""
+    from mlflow.tracking import MlflowClient
+
+    template.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(template.with_name(template.name + ".lock")):
+        if template.exists():
+            return
+        with tempfile.TemporaryDirectory(dir=template.parent) as folder:
+            fresh = Path(folder) / "store.db"
+            MlflowClient(tracking_uri=f"sqlite:///{fresh}").search_experiments(max_results=1)
+            with contextlib.closing(sqlite3.connect(fresh)) as connection:
+                connection.execute("DELETE FROM experiments")
+                connection.commit()
+            os.replace(fresh, template)
+
+
+#: What the text of an error worth retrying contains: a locked SQLite database, a busy or unreachable server.
+TRANSIENT_MARKERS = (
+    "database is locked",
+    "database table is locked",
+    "connection refused",
+    "connection aborted",
+    "connection reset",
+    "remote end closed",
+    "failed to establish a new connection",
+    "max retries exceeded",
+    "timed out",
+    "read timeout",
+    "too many 5",
+    " 502",
+    " 503",
+    " 504",
+    " 429",
+    "bad gateway",
+    "service unavailable",
+)
+
+
 def is_transient(error: BaseException) -> bool:
     """Errors worth retrying: a locked SQLite database, a busy or unreachable server."""
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
     text = f"{type(error).__name__}: {error}".lower()
-    return any(
-        marker in text
-        for marker in ("database is locked", "database table is locked", "connection refused", "503", "429")
-    )
+    return any(marker in text for marker in TRANSIENT_MARKERS)
 
 
 def retry(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:

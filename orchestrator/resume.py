@@ -134,11 +134,13 @@ class ResumePoint:
         run_id: its MLflow run, or ``None`` when tracking was off.
         state: its ``resume/state.json``, or ``None`` when it was killed before
             its first checkpoint (it then starts over in the same run).
+        count: how many times the run has been resumed, this time included.
     """
 
     output_dir: Path
     run_id: str | None
     state: dict[str, Any] | None
+    count: int = 1
     restored: bool = False
 
     @property
@@ -200,7 +202,12 @@ def open_run(context) -> None:
                 f"the saved state {state_path} cannot be read ({error}); start afresh with resume=false "
                 "(the run's checkpoints stay in its folder).",
             ) from error
-    context.resume = ResumePoint(output_dir=output_dir, run_id=entry.get("run_id"), state=state)
+    context.resume = ResumePoint(
+        output_dir=output_dir,
+        run_id=entry.get("run_id") or _spooled_run_id(output_dir),
+        state=state,
+        count=int(entry.get("resumes", 0)) + 1,
+    )
     context.output_dir = output_dir
     try:
         context.reported = json.loads((output_dir / REPORTED).read_text())
@@ -213,10 +220,21 @@ def open_run(context) -> None:
             context.last_checkpoint = output_dir / state["checkpoint"]
     log.info(
         "Resuming run %s %s, in %s (resume=false starts a new run instead)",
-        entry.get("run_id") or "(tracking off)",
+        context.resume.run_id or "(no MLflow run)",
         context.resume.describe(),
         output_dir,
     )
+
+
+def _spooled_run_id(output_dir: Path) -> str | None:
+    """The MLflow run a killed run's tracking spool names (its id reached the index only at the end)."""
+    from orchestrator.spool import FOLDER
+    from orchestrator.spool import STATE as SPOOL_STATE
+
+    try:
+        return json.loads((output_dir / FOLDER / SPOOL_STATE).read_text()).get("run_id")
+    except (OSError, ValueError):
+        return None
 
 
 def mark_reported(context, epoch: int | None = None, stage: int | None = None) -> None:
@@ -238,7 +256,11 @@ def run_started(context) -> None:
     """Record the run in the index once tracking has opened it."""
     if context.index.claimed:
         context.index.write(
-            output_dir=str(context.output_dir), run_id=context.run_id, status="RUNNING", pid=os.getpid()
+            output_dir=str(context.output_dir),
+            run_id=context.run_id or (context.resume.run_id if context.resume else None),
+            status="RUNNING",
+            resumes=context.resume.count if context.resume else 0,
+            pid=os.getpid(),
         )
 
 
@@ -252,7 +274,7 @@ def run_ended(context, error: BaseException | None) -> None:
         status = "FAILED"
     else:
         status = "KILLED"
-    context.index.write(status=status)
+    context.index.write(status=status, **({"run_id": context.run_id} if context.run_id else {}))
     context.index.release()
 
 

@@ -23,15 +23,22 @@ The sweep's parent run gets the sweep's config, ``sweep_summary.csv`` (every
 job's overrides, status and objective), ``objective.png``, and the best job's
 run id, overrides and objective.
 
-MLflow is imported when a run starts, never when plugins load.
+The training process never imports MLflow and never waits for it: each call
+appends a record to the run's spool (``<output folder>/mlflow-spool``) and a
+tracking worker process delivers it (:mod:`orchestrator.run_log`,
+:mod:`orchestrator.tracking_worker`). The worker starts with the run and imports
+MLflow and opens the store while the training process imports TensorFlow. At
+the end of a run the tracker waits up to ``tracking.delivery_timeout`` seconds
+for the worker; what MLflow has not taken by then stays in the spool, and
+``python -m orchestrator sync <folder>`` delivers it later.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import subprocess
-import time
 import traceback
 from importlib import metadata
 from pathlib import Path
@@ -40,12 +47,12 @@ from omegaconf import OmegaConf
 
 from orchestrator import hookimpl
 from orchestrator.config import flatten, masked
-from orchestrator.mlflow_store import open_client, retry
+from orchestrator.errors import UserError
+from orchestrator.mlflow_store import RETRY_SECONDS
+from orchestrator.run_log import RunLog, WorkerProcess
+from orchestrator.spool import FOLDER as SPOOL_FOLDER
 
 log = logging.getLogger("orchestrator.tracking")
-
-#: MLflow takes at most this many params, metrics or tags in one call.
-BATCH_LIMIT = 100
 
 
 def tracking_uri(configured: str | None) -> str:
@@ -80,36 +87,43 @@ class MlflowTracker:
     """Records one run per job and one parent run per sweep (see the module docstring)."""
 
     def __init__(self):
-        self.clients: dict[str, object] = {}
-        self.client = None
-        self.run_id: str | None = None
-        self.experiment_id: str | None = None
+        self.workers: dict[str, WorkerProcess] = {}
+        self.runs: dict[int, RunLog] = {}
+        self.run_log: RunLog | None = None
 
-    def _client(self, uri: str):
-        """One client per store and process: the store is opened (and migrated) once."""
-        if uri not in self.clients:
-            self.clients[uri] = open_client(uri)
-        return self.clients[uri]
+    def _worker(self, uri: str) -> WorkerProcess:
+        """One tracking worker per store and process: the store is opened (and migrated) once."""
+        worker = self.workers.get(uri)
+        if worker is None or not worker.alive:
+            worker = self.workers[uri] = WorkerProcess(uri)
+            if len(self.workers) == 1:
+                atexit.register(self.close)
+        return worker
+
+    def close(self) -> None:
+        """Let every worker finish: at exit, or when a test is done with the tracker."""
+        for worker in self.workers.values():
+            worker.close()
+        self.workers.clear()
+
+    def run_log_of(self, context) -> RunLog | None:
+        """The :class:`~orchestrator.run_log.RunLog` of the running job (``None`` without tracking)."""
+        return self.runs.get(id(context))
 
     # -- a job -------------------------------------------------------------------
 
     @hookimpl
     def orchestrator_before_run(self, context):
         settings = context.cfg.tracking
-        self.run_id = None
+        self.run_log = None
         if not settings.enabled:
             return
         if not context.chief:
             log.info("MLflow: %s does not track; the chief records the run.", context.distribution.worker)
             return
         sweep = context.sweep
-        # MLflow would print its own "View run at ..." lines for server stores.
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         uri = (sweep.state.get("mlflow.tracking_uri") if sweep else None) or tracking_uri(settings.uri)
-        self.client = self._client(uri)
         name = experiment_name(settings.experiment_name, context.experiment)
-        experiment_id = self._experiment_id(name)
-        self.experiment_id = experiment_id
         job = sweep.number if sweep else None
         tags = {
             "mlflow.runName": settings.run_name or run_name(context.experiment, context.overrides, job),
@@ -124,81 +138,80 @@ class MlflowTracker:
             if sweep.state.get("mlflow.parent_run_id"):
                 tags["mlflow.parentRunId"] = sweep.state["mlflow.parent_run_id"]
         context.tracking_uri = uri
-        if self._reopen(context):
-            return
-        run = retry(self.client.create_run, experiment_id, tags=tags, run_name=tags["mlflow.runName"])
-        self.run_id = run.info.run_id
-        context.run_id = self.run_id
-        log.info("MLflow run %s in experiment '%s' (%s)", self.run_id, name, uri)
-        self._log_params(flatten(masked(context.cfg)))
-        self._log_config(context)
-
-    def _reopen(self, context) -> bool:
-        """Continue the MLflow run of a resumed job; whether there was one to continue."""
         resume = context.resume
-        if resume is None or not resume.run_id:
-            return False
-        try:
-            run = retry(self.client.get_run, resume.run_id)
-        except Exception:
-            log.warning(
-                "MLflow run %s is not in %s; starting a new run.", resume.run_id, context.tracking_uri
-            )
-            return False
-        self.run_id = context.run_id = run.info.run_id
-        resumed = int(run.data.tags.get("orchestrator.resumed", "0")) + 1
-        retry(self.client.update_run, self.run_id, status="RUNNING")
-        retry(self.client.set_tag, self.run_id, "orchestrator.resumed", str(resumed))
-        log.info("MLflow run %s continues (resumed %d time(s))", self.run_id, resumed)
-        return True
+        reopened = resume.run_id if resume is not None else None
+        self.run_log = self._start_run(context, uri, name, tags, run_id=reopened)
+        if resume is not None:
+            self.run_log.set_tags({"orchestrator.resumed": str(resume.count)})
+        self.run_log.log_params(flatten(masked(context.cfg)))
+        self._log_config(context, self.run_log)
+
+    def _start_run(
+        self, context, uri: str, experiment: str, tags: dict[str, str], run_id: str | None = None
+    ) -> RunLog:
+        """The job's MLflow run: created (or, given ``run_id``, reopened) by the tracking worker.
+
+        A resumed run whose spool is still in its output folder (killed before MLflow
+        took everything) goes on in the run that spool names.
+        """
+        run_log = RunLog(self._worker(uri), Path(context.output_dir) / SPOOL_FOLDER)
+        run_log.on_run = lambda run_id: setattr(context, "run_id", run_id)
+        run_log.start(experiment, tags, run_id=run_id)
+        self.runs[id(context)] = run_log
+        return run_log
 
     @hookimpl
     def orchestrator_after_epoch(self, context, stage, epoch, metrics, checkpoint):
-        if self.run_id is None:
+        if self.run_log is None:
             return
-        self._log_metrics(metrics, step=epoch)
+        self.run_log.log_metrics(metrics, step=epoch)
         if checkpoint is not None and context.cfg.tracking.log_checkpoints:
-            retry(self.client.log_artifact, self.run_id, str(checkpoint), "checkpoints")
+            self.run_log.log_artifact(checkpoint, "checkpoints")
 
     @hookimpl
     def orchestrator_after_stage(self, context, stage, metrics):
-        if self.run_id is not None and metrics:
-            self._log_metrics(metrics, step=context.epochs_done)
+        if self.run_log is not None and metrics:
+            self.run_log.log_metrics(metrics, step=context.epochs_done)
 
     @hookimpl
     def orchestrator_on_tags(self, context, tags):
-        if self.run_id is not None:
-            for key, value in tags.items():
-                retry(self.client.set_tag, self.run_id, key, value)
+        if self.run_log is not None:
+            self.run_log.set_tags(tags)
 
     @hookimpl
     def orchestrator_on_artifact(self, context, path, artifact_path):
-        if self.run_id is None:
+        if self.run_log is None:
             return
         if artifact_path == "model" and not context.cfg.tracking.log_model:
             return
-        if path.is_dir():
-            retry(self.client.log_artifacts, self.run_id, str(path), artifact_path)
-        else:
-            retry(self.client.log_artifact, self.run_id, str(path), artifact_path)
+        self.run_log.log_artifact(path, artifact_path)
 
     @hookimpl
     def orchestrator_after_run(self, context, error):
-        if self.run_id is None:
+        run_log = self.run_log
+        if run_log is None:
             return
         status = "FINISHED"
         if context.objective_value is not None:
-            self._log_metrics({"objective": context.objective_value}, step=context.epochs_done)
+            run_log.log_metrics({"objective": context.objective_value}, step=context.epochs_done)
         if error is not None:
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-            self._log_error(context, error)
-        retry(self.client.set_terminated, self.run_id, status=status)
-        if status == "FINISHED" or context.sweep is not None:
-            log.info("MLflow run %s ended %s.", self.run_id, status)
+            self._log_error(context, run_log, error)
+        run_log.end(status)
+        delivered = run_log.wait(timeout=float(context.cfg.tracking.get("delivery_timeout", 60)))
+        context.run_id = run_log.run_id
+        self.run_log = None
+        if not delivered:
+            log.warning("%s", undelivered_message(run_log, context.cfg.tracking.get("delivery_timeout", 60)))
+        elif status == "FINISHED" or context.sweep is not None:
+            log.info("MLflow run %s ended %s.", run_log.run_id, status)
         else:
-            hint = review_hint(context.tracking_uri, self.experiment_id, self.run_id)
-            log.info("MLflow run %s ended %s. %s", self.run_id, status, hint)
-        self.run_id = None
+            hint = review_hint(context.tracking_uri, run_log.experiment_id, run_log.run_id)
+            log.info("MLflow run %s ended %s. %s", run_log.run_id, status, hint)
+
+    @hookimpl(trylast=True, specname="orchestrator_after_run")
+    def forget_run(self, context, error):
+        self.runs.pop(id(context), None)
 
     # -- a sweep -----------------------------------------------------------------
 
@@ -208,16 +221,14 @@ class MlflowTracker:
         if not settings.enabled:
             return
         if sweep.resumed and sweep.state.get("mlflow.parent_run_id"):
-            parent = sweep.state["mlflow.parent_run_id"]
-            client = self._client(sweep.state["mlflow.tracking_uri"])
-            retry(client.update_run, parent, status="RUNNING")
-            log.info("MLflow parent run %s continues for sweep %s", parent, sweep.id)
+            run_id = sweep.state["mlflow.parent_run_id"]
+            parent = RunLog(self._worker(sweep.state["mlflow.tracking_uri"]), Path(sweep.dir) / SPOOL_FOLDER)
+            experiment = experiment_name(settings.experiment_name, sweep.experiment)
+            parent.start(experiment, {}, run_id=run_id, announce=False)
+            self.runs[id(sweep)] = parent
+            log.info("MLflow parent run %s continues for sweep %s", run_id, sweep.id)
             return
         uri = tracking_uri(settings.uri)
-        client = self._client(uri)
-        experiment_id = self._experiment_id(
-            experiment_name(settings.experiment_name, sweep.experiment), client
-        )
         shown = [a for a in sweep.arguments if not a.startswith("+experiment=")]
         name = f"{sweep.experiment or 'sweep'} sweep {sweep.id}"
         tags = {
@@ -228,95 +239,89 @@ class MlflowTracker:
             **_version_tags(),
             **_git_tags(),
         }
-        run = retry(client.create_run, experiment_id, tags=tags, run_name=name)
-        sweep.state.update(
-            {
-                "mlflow.parent_run_id": run.info.run_id,
-                "mlflow.tracking_uri": uri,
-                "mlflow.experiment_id": experiment_id,
-            }
-        )
+        parent = RunLog(self._worker(uri), Path(sweep.dir) / SPOOL_FOLDER)
+        parent.start(experiment_name(settings.experiment_name, sweep.experiment), tags, announce=False)
         config = sweep.dir / "sweep_config.yaml"
         job_config = {key: masked(value) for key, value in sweep.cfg.items() if key != "hydra"}
         config.write_text(OmegaConf.to_yaml(OmegaConf.create(job_config)))
-        retry(client.log_artifact, run.info.run_id, str(config), "config")
-        log.info("MLflow parent run %s for sweep %s", run.info.run_id, sweep.id)
+        parent.log_artifact(config, "config")
+        # The jobs are tagged with the parent's id, so the sweep waits for it (jobs of a parallel
+        # launcher read it from the sweep's state file).
+        if not parent.wait(timeout=RETRY_SECONDS, for_run_id=True):
+            raise UserError(
+                "tracking.uri",
+                f"the MLflow store at {uri} did not answer within {RETRY_SECONDS:.0f} s "
+                f"({parent.worker.problem or 'no answer'}); the sweep's parent run cannot be created.",
+            )
+        self.runs[id(sweep)] = parent
+        sweep.state.update(
+            {
+                "mlflow.parent_run_id": parent.run_id,
+                "mlflow.tracking_uri": uri,
+                "mlflow.experiment_id": parent.experiment_id,
+            }
+        )
+        log.info("MLflow parent run %s for sweep %s", parent.run_id, sweep.id)
 
     @hookimpl
     def orchestrator_after_sweep(self, sweep, jobs, report):
-        parent = sweep.state.get("mlflow.parent_run_id")
-        if not parent:
+        parent = self.runs.pop(id(sweep), None)
+        if parent is None:
             return
-        client = self._client(sweep.state["mlflow.tracking_uri"])
         for path in report.values():
-            retry(client.log_artifact, parent, str(path), "sweep")
+            parent.log_artifact(path, "sweep")
         from orchestrator.sweep import best
 
         top = best(jobs, sweep.direction)
         if top is not None:
-            retry(client.log_metric, parent, "best_objective", float(top["objective"]))
-            for key, value in {
-                "best_job": top["number"],
-                "best_run_id": top.get("run_id") or "",
-                "best_overrides": " ".join(top["overrides"]),
-            }.items():
-                retry(client.set_tag, parent, key, str(value))
+            parent.log_metrics({"best_objective": float(top["objective"])}, step=0)
+            parent.set_tags(
+                {
+                    "best_job": top["number"],
+                    "best_run_id": top.get("run_id") or "",
+                    "best_overrides": " ".join(top["overrides"]),
+                }
+            )
         counts = {status: sum(j["status"] == status for j in jobs) for status in {j["status"] for j in jobs}}
-        for status, count in counts.items():
-            retry(client.log_metric, parent, f"jobs_{status.lower()}", count)
+        parent.log_metrics({f"jobs_{status.lower()}": count for status, count in counts.items()}, step=0)
         from orchestrator.sweep import FAILURES
 
         failed = not sweep.completed or any(j["status"] in FAILURES for j in jobs)
-        retry(client.set_terminated, parent, status="FAILED" if failed else "FINISHED")
+        parent.end("FAILED" if failed else "FINISHED")
+        timeout = float(sweep.cfg.tracking.get("delivery_timeout", 60))
+        if not parent.wait(timeout=timeout):
+            log.warning("%s", undelivered_message(parent, timeout))
 
     # -- helpers ------------------------------------------------------------------
 
-    def _experiment_id(self, name: str, client=None) -> str:
-        client = client or self.client
-        experiment = retry(client.get_experiment_by_name, name)
-        if experiment is not None:
-            return experiment.experiment_id
-        try:
-            return retry(client.create_experiment, name)
-        except Exception:
-            # Another process created it in the meantime.
-            experiment = retry(client.get_experiment_by_name, name)
-            if experiment is None:
-                raise
-            return experiment.experiment_id
-
-    def _log_params(self, params: dict) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(key[:250], str(value)[:6000]) for key, value in params.items()]
-        for start in range(0, len(items), BATCH_LIMIT):
-            retry(self.client.log_batch, self.run_id, params=items[start : start + BATCH_LIMIT])
-
-    def _log_metrics(self, metrics: dict, step: int) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        items = [Metric(name, float(value), now, step) for name, value in metrics.items()]
-        for start in range(0, len(items), BATCH_LIMIT):
-            retry(self.client.log_batch, self.run_id, metrics=items[start : start + BATCH_LIMIT])
-
-    def _log_config(self, context) -> None:
+    def _log_config(self, context, run_log: RunLog) -> None:
         folder = Path(context.output_dir)
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "config.yaml"
         config.write_text(OmegaConf.to_yaml(OmegaConf.create(masked(context.cfg))))
         overrides = folder / "overrides.yaml"
         overrides.write_text(OmegaConf.to_yaml(OmegaConf.create(list(context.overrides))))
-        retry(self.client.log_artifact, self.run_id, str(config), "config")
-        retry(self.client.log_artifact, self.run_id, str(overrides), "config")
+        run_log.log_artifact(config, "config")
+        run_log.log_artifact(overrides, "config")
 
-    def _log_error(self, context, error: BaseException) -> None:
+    def _log_error(self, context, run_log: RunLog, error: BaseException) -> None:
         message = f"{type(error).__name__}: {error}"
-        retry(self.client.set_tag, self.run_id, "orchestrator.error", message[:5000])
+        run_log.set_tags({"orchestrator.error": message[:5000]})
         report = Path(context.output_dir) / "error.txt"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text("".join(traceback.format_exception(error)))
-        retry(self.client.log_artifact, self.run_id, str(report))
+        run_log.log_artifact(report)
+
+
+def undelivered_message(run_log: RunLog, timeout: float) -> str:
+    """What to tell the user when MLflow did not take a run's records before the end of the wait."""
+    folder = run_log.spool.folder
+    why = run_log.worker.problem or "no answer"
+    return (
+        f"MLflow at {run_log.worker.uri} did not take all of this run's records within {timeout:.0f} s "
+        f"({why}): {run_log.pending} of them are kept in {folder}. Nothing is lost; deliver them when "
+        f"MLflow is back with:\n    python -m orchestrator sync {folder.parent}"
+    )
 
 
 def _version_tags() -> dict[str, str]:

@@ -19,18 +19,21 @@ In a sweep, jobs get neither (their metrics, checkpoints and ``model.keras`` are
 logged as always), since they would cost about a second a job;
 ``tracking.review_in_sweeps=true`` gives every job the model and plots too.
 
-The model and plots go in before the tracker ends the run: this plugin's
-``orchestrator_after_run`` is ``tryfirst``, the summary ``trylast``. Keras,
-MLflow and matplotlib are imported inside the hooks only. Block the plugin with
+This process does only what needs Keras: the predicted test labels and the
+model's output on the input example, saved next to the run's spool. The
+drawing and the MLflow model are the tracking worker's
+(:mod:`orchestrator_plugins.mlflow_review_worker`), which builds the model from
+the ``model.keras`` the run already saved. Without tracking, the plots are drawn
+here. The work is handed over before the tracker ends the run: this plugin's
+``orchestrator_after_run`` is ``tryfirst``, the summary ``trylast``. Keras and
+matplotlib are imported inside the hooks only. Block the plugin with
 ``ORCHESTRATOR_DISABLE_PLUGINS=mlflow_review``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-import types
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -38,14 +41,12 @@ from typing import Any
 
 from orchestrator import hookimpl
 from orchestrator.arrays import is_in_memory, take, unpack
-from orchestrator.mlflow_store import retry
-from orchestrator.tracking import review_hint
+from orchestrator.tracking import review_hint, tracker
 
 log = logging.getLogger("orchestrator.review")
 
-#: The MLflow 3 logged model's name. Not ``model``: MLflow resolves ``runs:/<run>/<name>/...`` to
-#: a logged model of that name first, which would hide the run's own ``model/model.keras``.
-MODEL_NAME = "keras_model"
+#: The module whose functions the tracking worker runs for this plugin.
+WORKER = "orchestrator_plugins.mlflow_review_worker"
 #: Test samples saved as the model's input example.
 EXAMPLE_SAMPLES = 5
 
@@ -56,9 +57,9 @@ class _Review:
     history: dict[str, dict[int, float]] = field(default_factory=dict)
     results: dict[str, float] = field(default_factory=dict)
     plots: list[str] = field(default_factory=list)
-    model: str | None = None
-    run_name: str | None = None
-    experiment_id: str | None = None
+    run_log: Any = None
+    calls: dict[str, int] = field(default_factory=dict)
+    sample: tuple[Any] | None = None
 
 
 #: The run being reviewed, per context (one at a time per process, but keyed to be safe).
@@ -69,9 +70,12 @@ def _review(context) -> _Review:
     return _reviews.setdefault(id(context), _Review())
 
 
-@hookimpl
+@hookimpl(trylast=True)
 def orchestrator_before_run(context):
     _reviews[id(context)] = _Review()
+    run_log = tracker.run_log_of(context)
+    if run_log is not None and (context.sweep is None or context.cfg.tracking.review_in_sweeps):
+        run_log.worker.preload(WORKER)
 
 
 @hookimpl
@@ -83,36 +87,172 @@ def orchestrator_after_epoch(context, stage, epoch, metrics, checkpoint):
 
 @hookimpl
 def orchestrator_after_stage(context, stage, metrics):
+    review = _review(context)
     if stage.kind == "evaluate":
-        _review(context).results.update({k: v for k, v in metrics.items() if not k.startswith("time/")})
+        review.results.update({k: v for k, v in metrics.items() if not k.startswith("time/")})
+    if stage.kind == "fit" and _reviewed(context) and not _fit_stages_after(context, stage):
+        # The last fit stage: the worker draws the curves while the later stages run.
+        _hand_over(context, review, "learning_curves", history=_history(review))
+
+
+@hookimpl
+def orchestrator_on_artifact(context, path, artifact_path):
+    """The run's ``model.keras`` is saved: the worker makes the MLflow model of it meanwhile."""
+    if artifact_path != "model" or Path(path).name != "model.keras" or not _reviewed(context):
+        return
+    review = _review(context)
+    run_log = tracker.run_log_of(context)
+    if run_log is None:
+        return
+    try:
+        payload = _model_payload(context, review, run_log.spool.folder)
+        if payload is not None:
+            _hand_over(context, review, "mlflow_model", **payload)
+    except Exception as failure:  # the trained run is kept; what failed here is reported
+        log.error("Review in MLflow incomplete: %s: %s", type(failure).__name__, failure)
 
 
 @hookimpl(tryfirst=True)
 def orchestrator_after_run(context, error):
-    """Plots and the MLflow model, while the run is still open (before the tracker ends it).
+    """The confusion matrix (and the curves, if no fit stage handed them over), before the tracker
+    ends the run; without tracking, the plots are drawn here.
 
     Nothing here may raise: an exception would keep the tracker from ending the run.
     """
-    if error is not None or context.model is None or not context.chief:
+    if error is not None or context.model is None or not _reviewed(context):
         return
-    if context.sweep is not None and not context.cfg.tracking.review_in_sweeps:
-        return  # a sweep's jobs keep their metrics and model.keras; tracking.review_in_sweeps adds the rest
     review = _review(context)
-    trained = context.model
     try:
-        if context.run_id is not None:
-            _read_run(context, review)
-        context.model = _local_model(context)
-        from orchestrator_plugins.review_plots import confusion_matrix, learning_curves
+        from orchestrator_plugins.review_plots import confusion_labels
 
-        for name, draw in (("learning_curves", learning_curves), ("confusion_matrix", confusion_matrix)):
-            _save_plot(context, review, name, draw)
-        if context.run_id is not None:
-            _log_mlflow_model(context, review)
+        run_log = tracker.run_log_of(context)
+        if run_log is None:
+            _draw_here(context, review, confusion_labels(context, _test_sample(context, review)))
+            return
+        if "learning_curves" not in review.calls:
+            _hand_over(context, review, "learning_curves", history=_history(review))
+        confusion = confusion_labels(context, _test_sample(context, review))
+        if confusion is not None:
+            import numpy as np
+
+            truth, predicted, classes, names = confusion
+            labels = run_log.spool.folder / "review-labels.npz"
+            np.savez(labels, truth=truth, predicted=predicted)
+            _hand_over(
+                context, review, "confusion_matrix", file=str(labels), classes=int(classes), names=names
+            )
     except Exception as failure:  # the trained run is kept; what failed here is reported
         log.error("Review in MLflow incomplete: %s: %s", type(failure).__name__, failure)
-    finally:
-        context.model = trained
+
+
+def _reviewed(context) -> bool:
+    """Whether this run gets the review (a sweep's jobs only with ``tracking.review_in_sweeps``)."""
+    return context.chief and (context.sweep is None or bool(context.cfg.tracking.review_in_sweeps))
+
+
+def _fit_stages_after(context, stage) -> bool:
+    from orchestrator.run import configured_stages
+
+    return any(later.kind == "fit" for later in configured_stages(context.cfg)[stage.index + 1 :])
+
+
+def _history(review: _Review) -> dict[str, dict[str, float]]:
+    return {
+        name: {str(epoch): value for epoch, value in steps.items()} for name, steps in review.history.items()
+    }
+
+
+def _hand_over(context, review: _Review, what: str, **kwargs) -> None:
+    """Ask the tracking worker to run ``mlflow_review_worker.<what>`` on the run; note the call."""
+    run_log = tracker.run_log_of(context)
+    if run_log is None:
+        return
+    review.run_log = run_log
+    run_log.spool.folder.mkdir(parents=True, exist_ok=True)
+    output_dir = str(Path(context.output_dir).resolve())
+    review.calls[what] = run_log.call(f"{WORKER}:{what}", output_dir=output_dir, **kwargs)
+
+
+def _draw_here(context, review: _Review, confusion) -> None:
+    """Without tracking: the plots, drawn in this process, in the output folder."""
+    from orchestrator_plugins.review_plots import confusion_matrix, learning_curves
+
+    title = context.experiment or "run"
+    figures = {
+        "learning_curves": lambda: learning_curves(review.history, title),
+        "confusion_matrix": lambda: confusion_matrix(*confusion) if confusion is not None else None,
+    }
+    for name, draw in figures.items():
+        try:
+            figure = draw()
+        except Exception as failure:  # a plot never fails a trained run
+            log.warning("Plot %s skipped: %s: %s", name, type(failure).__name__, failure)
+            continue
+        if figure is None:
+            continue
+        folder = Path(context.output_dir) / "plots"
+        folder.mkdir(parents=True, exist_ok=True)
+        figure.savefig(folder / f"{name}.png", dpi=100)
+        context.log_artifact(folder / f"{name}.png", "plots")
+        review.plots.append(f"plots/{name}.png")
+
+
+@hookimpl(specname="orchestrator_after_run", trylast=True)
+def summarize(context, error):
+    """The last lines of a run: test metrics, run id, and where to review it."""
+    review = _reviews.pop(id(context), None)
+    if error is not None or review is None or context.sweep is not None or not context.chief:
+        return
+    seconds = time.monotonic() - review.started
+    results = review.results or (
+        {context.cfg.objective.metric: context.objective_value} if context.objective_value is not None else {}
+    )
+    metrics = "  ".join(f"{name}={value:.4g}" for name, value in results.items()) or "no test metrics"
+    model, plots = review_results(review)
+    run_name = review.run_log.run_name if review.run_log is not None else None
+    name = f"Run {run_name}" if run_name else "The run"
+    lines = [f"{name} finished in {seconds:.0f} s: {metrics}"]
+    if context.run_id is None and review.run_log is None:
+        lines.append(f"  Files: {context.output_dir} (MLflow tracking is off)")
+    elif context.run_id is None:
+        lines.append(f"  Files: {context.output_dir} (MLflow has not taken the run yet: see above)")
+    else:
+        kept = [*([f"model {model}"] if model else []), *plots]
+        lines.append(f"  MLflow run {context.run_id}" + (f": {', '.join(kept)}" if kept else ""))
+        experiment_id = review.run_log.experiment_id if review.run_log is not None else None
+        lines.append("  " + review_hint(context.tracking_uri, experiment_id, context.run_id))
+    log.info("%s", "\n".join(lines))
+
+
+def review_results(review: _Review) -> tuple[str | None, list[str]]:
+    """What the worker's calls returned: the MLflow model's URI, and the plots' artifact paths."""
+    if review.run_log is None:
+        return None, []
+    results = {what: review.run_log.result(seq) for what, seq in review.calls.items()}
+    plots = [
+        results[name]
+        for name in ("learning_curves", "confusion_matrix")
+        if isinstance(results.get(name), str)
+    ]
+    model = results.get("mlflow_model")
+    return (model if isinstance(model, str) else None), plots
+
+
+# -- The MLflow model ----------------------------------------------------------------
+
+
+def _test_sample(context, review: _Review):
+    """The test samples and the model's outputs on them (computed once, for the example and the matrix)."""
+    from orchestrator_plugins.review_plots import test_sample
+
+    if review.sample is None:
+        trained = context.model
+        context.model = _local_model(context)
+        try:
+            review.sample = (test_sample(context),)
+        finally:
+            context.model = trained
+    return review.sample[0]
 
 
 def _local_model(context) -> Any:
@@ -129,135 +269,36 @@ def _local_model(context) -> Any:
     return keras.saving.load_model(Path(context.output_dir) / "model.keras")
 
 
-def _read_run(context, review: _Review) -> None:
-    from mlflow.tracking import MlflowClient
-
-    run = retry(MlflowClient(tracking_uri=context.tracking_uri).get_run, context.run_id)
-    review.run_name = run.info.run_name
-    review.experiment_id = run.info.experiment_id
-
-
-def _save_plot(context, review: _Review, name: str, draw) -> None:
-    """Draw one figure into ``plots/<name>.png`` and hand it over as an artifact."""
-    try:
-        figure = draw(context, review)
-    except Exception as failure:  # a plot never fails a trained run
-        log.warning("Plot %s skipped: %s: %s", name, type(failure).__name__, failure)
-        return
-    if figure is None:
-        return
-    folder = Path(context.output_dir) / "plots"
-    folder.mkdir(parents=True, exist_ok=True)
-    figure.savefig(folder / f"{name}.png", dpi=100)
-    context.log_artifact(folder / f"{name}.png", "plots")
-    review.plots.append(f"plots/{name}.png")
-
-
-@hookimpl(specname="orchestrator_after_run", trylast=True)
-def summarize(context, error):
-    """The last lines of a run: test metrics, run id, and where to review it."""
-    review = _reviews.pop(id(context), None)
-    if error is not None or review is None or context.sweep is not None or not context.chief:
-        return
-    seconds = time.monotonic() - review.started
-    results = review.results or (
-        {context.cfg.objective.metric: context.objective_value} if context.objective_value is not None else {}
-    )
-    metrics = "  ".join(f"{name}={value:.4g}" for name, value in results.items()) or "no test metrics"
-    name = f"Run {review.run_name}" if review.run_name else "The run"
-    lines = [f"{name} finished in {seconds:.0f} s: {metrics}"]
-    if context.run_id is None:
-        lines.append(f"  Files: {context.output_dir} (MLflow tracking is off)")
-    else:
-        kept = [*([f"model {review.model}"] if review.model else []), *review.plots]
-        lines.append(f"  MLflow run {context.run_id}" + (f": {', '.join(kept)}" if kept else ""))
-        lines.append("  " + review_hint(context.tracking_uri, review.experiment_id, context.run_id))
-    log.info("%s", "\n".join(lines))
-
-
-# -- The MLflow model ----------------------------------------------------------------
-
-
-def _log_mlflow_model(context, review: _Review) -> None:
-    """Log ``context.model`` with the Keras flavour on the job's run, without an active run."""
-    from mlflow.models import Model
-    from mlflow.tracking import MlflowClient
-
+def _model_payload(context, review: _Review, folder: Path) -> dict[str, Any] | None:
+    """What the worker needs to log the run's ``model.keras`` as an MLflow model, or ``None``."""
     settings = context.cfg.tracking
     register = settings.get("register_model") or None
     if not settings.log_model:
         if register:
             log.warning("tracking.register_model=%s is ignored: tracking.log_model is false.", register)
-        return
-    client = MlflowClient(tracking_uri=context.tracking_uri)
-    if not hasattr(client, "create_logged_model"):
-        log.warning(
-            "MLflow %s is too old to log the model with its Keras flavour (3.0+).", _version("mlflow")
-        )
-        return
-    run = retry(client.get_run, context.run_id)
-    example, signature = _example_and_signature(context)
-    # The logged model is created here, in the run's own experiment: MLflow would
-    # otherwise put it in the active (or default) experiment of this process.
-    logged = retry(
-        client.create_logged_model,
-        run.info.experiment_id,
-        name=MODEL_NAME,
-        source_run_id=context.run_id,
-        params=dict(run.data.params),
-        model_type="keras",
-    )
-    with _tracking_uri(context.tracking_uri):
-        info = Model.log(
-            artifact_path=None,
-            name=MODEL_NAME,
-            flavor=_keras_flavour(),
-            model=context.model,
-            run_id=context.run_id,
-            model_id=logged.model_id,
-            input_example=example,
-            signature=signature,
-            pip_requirements=_requirements(),
-            registered_model_name=register,
-            step=context.epochs_done,
-            validate_serving_input=False,
-        )
-    review.model = info.model_uri
-    if register:
-        review.model += f" (registered as {register} version {info.registered_model_version})"
-    # Outside a sweep the summary names the model; a sweep job has no summary.
-    (log.info if context.sweep is not None else log.debug)("Logged the MLflow model %s", review.model)
+        return None
+    model_file = Path(context.output_dir) / "model.keras"
+    if not model_file.exists():
+        log.warning("MLflow model: no %s to log.", model_file)
+        return None
+    import keras
+
+    return {
+        "path": str(model_file.resolve()),
+        "example": _save_example(context, review, folder / "review-example.npz"),
+        "keras_version": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "requirements": _requirements(),
+        "register": register,
+        "step": context.epochs_done,
+    }
 
 
-def _keras_flavour() -> Any:
-    """``mlflow.keras``, but its ``save_model`` creates the model folder before the input example
-    goes in (MLflow's does not: https://github.com/mlflow/mlflow/issues/16183)."""
-    import mlflow.keras
-
-    def save_model(path, validate_serving_input=None, **kwargs):
-        Path(path).mkdir(parents=True, exist_ok=True)
-        return mlflow.keras.save_model(path=path, **kwargs)
-
-    return types.SimpleNamespace(__name__=mlflow.keras.__name__, save_model=save_model)
-
-
-@contextlib.contextmanager
-def _tracking_uri(uri: str):
-    """MLflow's flavour API reads the process-wide tracking URI: point it at the run's store meanwhile."""
-    import mlflow
-
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it, as MLflow's own code does
-
-
-def _example_and_signature(context) -> tuple[Any, Any]:
-    """The first test (else validation, else train) samples and the signature inferred from them."""
+def _save_example(context, review: _Review, file: Path) -> str | None:
+    """The first test (else validation, else train) samples and the model's output on them, as ``.npz``."""
     import numpy as np
-    from mlflow.models import infer_signature
+
+    from orchestrator_plugins.review_plots import model_outputs
 
     data = context.data
     split = next((s for s in (data.test, data.validation, data.train) if is_in_memory(s)), None)
@@ -268,15 +309,29 @@ def _example_and_signature(context) -> tuple[Any, Any]:
         example = x[:EXAMPLE_SAMPLES]
     else:
         log.info("MLflow model: no input example or signature (the inputs are not in-memory arrays).")
-        return None, None
+        return None
+    arrays = _prefixed("input:", example)
     try:
-        output = context.model.predict(example, verbose=0)
+        sample = _test_sample(context, review) if split is data.test else None
+        if sample is not None:
+            output = take(sample[2], EXAMPLE_SAMPLES)
+        else:
+            output = model_outputs(_local_model(context), example)
         if isinstance(output, (list, tuple)):
             output = dict(zip(context.model.output_names, output, strict=True))
-        return example, infer_signature(example, output)
+        arrays.update(_prefixed("output:", output))
     except Exception as failure:
         log.warning("MLflow model: no signature (%s: %s).", type(failure).__name__, failure)
-        return example, None
+    np.savez(file, **arrays)
+    return str(file)
+
+
+def _prefixed(prefix: str, value) -> dict[str, Any]:
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {f"{prefix}{key}": np.asarray(array) for key, array in value.items()}
+    return {prefix: np.asarray(value)}
 
 
 def _requirements() -> list[str]:

@@ -1,24 +1,23 @@
 """The review plots: learning curves and a confusion matrix, drawn with matplotlib's Agg.
 
-Used by :mod:`orchestrator_plugins.mlflow_review`; each function returns a
-figure, or ``None`` (with a log line) when the run has nothing to draw.
+Used by :mod:`orchestrator_plugins.mlflow_review` (in the training process,
+which computes the predicted labels) and :mod:`orchestrator_plugins.mlflow_review_worker`
+(in the tracking worker, which draws). The drawing functions take plain data
+(metrics by epoch, label arrays) and return a figure, or ``None`` (with a log
+line) when there is nothing to draw.
 
 Example::
 
-    figure = learning_curves(context, review)
+    figure = learning_curves({"fit/loss": {0: 0.5, 1: 0.3}}, title="mnist")
     figure.savefig("plots/learning_curves.png")
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from orchestrator.arrays import is_in_memory, take, unpack
-from orchestrator.mlflow_store import retry
-
-if TYPE_CHECKING:
-    from orchestrator_plugins.mlflow_review import _Review as Review
+from orchestrator.arrays import is_in_memory, length, take, unpack
 
 log = logging.getLogger("orchestrator.review")
 
@@ -38,23 +37,8 @@ def _figure(width: float, height: float):
     return figure
 
 
-def _epoch_history(context, review: Review) -> dict[str, dict[int, float]]:
-    """Every per-epoch metric by step: from the MLflow store when the run has one."""
-    history = {name: dict(steps) for name, steps in review.history.items()}
-    if context.run_id is None or not history:
-        return history
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=context.tracking_uri)
-    for name in history:
-        stored = retry(client.get_metric_history, context.run_id, name)
-        history[name].update({m.step: m.value for m in stored})
-    return history
-
-
-def learning_curves(context, review: Review):
-    """One panel per Keras metric, its training and validation values against the epoch."""
-    history = _epoch_history(context, review)
+def learning_curves(history: dict[str, dict[int, float]], title: str):
+    """One panel per Keras metric (``history``: metric name -> epoch -> value), training beside validation."""
     if not history:
         log.info("Plot learning_curves skipped: no fit stage reported an epoch.")
         return None
@@ -88,7 +72,7 @@ def learning_curves(context, review: Review):
             axis.legend(fontsize="small")
     for axis in axes[len(order) :]:
         axis.set_visible(False)
-    figure.suptitle(f"Learning curves: {review.run_name or context.experiment or 'run'}")
+    figure.suptitle(f"Learning curves: {title}")
     return figure
 
 
@@ -102,28 +86,67 @@ def _line_style(label: str, index: int, stages: list[str]) -> dict[str, Any]:
     return {"marker": "s" if dashed else "o", "linestyle": "--" if dashed else "-", "color": color}
 
 
-def confusion_matrix(context, review: Review):
-    """True against predicted class on the in-memory test split of a single-output classifier."""
-    import numpy as np
-
+def test_sample(context) -> tuple[Any, Any, Any] | None:
+    """``(x, y, the model's outputs)`` for the first ``CONFUSION_SAMPLES`` of the in-memory test split,
+    else ``None`` with a log line saying why there is no confusion matrix."""
     test = context.data.test if context.data is not None else None
     if not is_in_memory(test):
         kind = "no test split" if test is None else f"the test split is a {type(test).__name__}"
         log.info("Plot confusion_matrix skipped: %s, not in-memory arrays.", kind)
         return None
     x, y, _ = unpack(test)
+    count = min(length(x) or 0, CONFUSION_SAMPLES)
+    try:
+        return take(x, count), take(y, count), model_outputs(context.model, take(x, count))
+    except Exception as failure:
+        log.warning("Plot confusion_matrix skipped: %s: %s", type(failure).__name__, failure)
+        return None
+
+
+def model_outputs(model, x, batch: int = 2048) -> Any:
+    """The model's outputs on in-memory ``x`` (NumPy, in the model's output structure).
+
+    The model is called directly, batch by batch, as ``predict`` would, without
+    tracing a ``predict`` function for new shapes (a large part of ``predict``'s
+    cost on a few thousand samples).
+    """
+    import keras
+    import numpy as np
+
+    def outputs(start: int) -> Any:
+        chunk = keras.tree.map_structure(lambda array: array[start : start + batch], x)
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, model(chunk, training=False))
+
+    parts = [outputs(start) for start in range(0, length(x) or 0, batch)]
+    return keras.tree.map_structure(lambda *arrays: np.concatenate(arrays), *parts)
+
+
+def confusion_labels(context, sample: tuple[Any, Any, Any] | None) -> tuple[Any, Any, int, list[str]] | None:
+    """``(true classes, predicted classes, class count, class names)`` of a single-output classifier on
+    :func:`test_sample`'s ``sample``, else ``None`` with a log line saying why."""
+    import numpy as np
+
+    if sample is None:
+        return None
+    _, y, scores = sample
     if not isinstance(y, np.ndarray) or len(y) == 0:
         log.info("Plot confusion_matrix skipped: not a single-output model with label arrays.")
         return None
-    count = min(len(y), CONFUSION_SAMPLES)
-    scores = context.model.predict(take(x, count), batch_size=256, verbose=0)
-    truth, predicted, classes = _labels(context, np.asarray(y[:count]), scores)
+    truth, predicted, classes = _labels(context, np.asarray(y), scores)
     if truth is None:
         log.info("Plot confusion_matrix skipped: the model is not a classifier.")
         return None
+    names = [str(c) for c in (context.data.info.get("class_names") or range(classes))]
+    return truth, predicted, classes, names
+
+
+def confusion_matrix(truth, predicted, classes: int, names: list[str]):
+    """True against predicted class, one cell per pair, annotated up to ``ANNOTATE_CLASSES`` classes."""
+    import numpy as np
+
+    count = len(truth)
     matrix = np.zeros((classes, classes), dtype=int)
     np.add.at(matrix, (truth, predicted), 1)
-    names = [str(c) for c in (context.data.info.get("class_names") or range(classes))]
     size = min(10.0, 2.5 + 0.45 * classes)
     figure = _figure(size + 1.2, size)
     axis = figure.subplots()

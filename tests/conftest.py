@@ -109,8 +109,11 @@ def answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def mlflow_process(args: list[str], folder: Path, log_name: str, start_seconds: float = 120) -> Iterator[str]:
-    """``mlflow <args>`` on a free port of 127.0.0.1, in its own process group; yields its address.
+def mlflow_process(
+    args: list[str], folder: Path, log_name: str, start_seconds: float = 120, port: int | None = None
+) -> Iterator[str]:
+    """``mlflow <args>`` on ``port`` (default: a free one) of 127.0.0.1, in its own process group; yields
+    its address.
 
     The server runs lean for 2 cores (no background job runner); it is stopped,
     with every process it started, when the block ends.
@@ -119,11 +122,11 @@ def mlflow_process(args: list[str], folder: Path, log_name: str, start_seconds: 
     import signal
     import time
 
-    port = free_port()
+    port = port or free_port()
     command = [sys.executable, "-m", "mlflow", *args, "--host", "127.0.0.1", "--port", str(port)]
     log = folder / log_name
     env = cli_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    with open(log, "w") as output:
+    with open(log, "a") as output:
         server = subprocess.Popen(
             command, cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )

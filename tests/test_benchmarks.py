@@ -2,8 +2,8 @@
 
 No timing is asserted: a ``--quick`` run uses tiny data on a shared machine. The
 test checks that every measured command ran, and that the page has the rows of
-the three ways of running the guide's example (A, B, C), of start-up and of the
-sweep, with numbers where numbers belong.
+the ways of running the guide's example (A to E), of start-up and of the sweep,
+with numbers where numbers belong.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path):
         "B: orchestrator, MLflow on",
         "C: plain Keras + MlflowCallback",
         "D: orchestrator, tracking=off",
+        "E: orchestrator, MLflow on, trainer=fast",
     ):
         values = numbers(cells(page, variant), [1, 3, 4, 5, 6, 7, 8, 9])
         assert all(value > 0 for value in values), (variant, values)
@@ -81,5 +82,5 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path):
     # every goal has a verdict
     summary = page.split("## Summary", 1)[1].split("## ", 1)[0]
     verdicts = [line for line in summary.splitlines() if "PASS" in line or "MISS" in line]
-    assert len(verdicts) == 8, summary
+    assert len(verdicts) == 9, summary
     assert "--quick" in page

@@ -1,0 +1,260 @@
+"""What the training process calls to log to MLflow: a spool on disk and a worker process that delivers it.
+
+:class:`RunLog` is one MLflow run as the training process sees it: every call
+appends a record to the run's spool (:mod:`orchestrator.spool`) and returns at
+once; :class:`WorkerProcess` is the tracking worker
+(:mod:`orchestrator.tracking_worker`), one per tracking URI and process, started
+when the first run starts and told about each new record. Neither imports MLflow.
+
+Why not MLflow's own asynchronous logging (``synchronous=False``,
+``MLFLOW_ENABLE_ASYNC_LOGGING``)? It queues calls in a thread of the same
+process: that process must still import MLflow and open the store first (about
+3 s of the critical path on 2 cores; Python's GIL keeps a thread from
+overlapping them with TensorFlow's import), and what it queued is lost when the
+server stays away longer than its retries or the process dies. Here MLflow's
+import and store set-up run in another process, in parallel with TensorFlow's
+import and the data loading, and what is not delivered stays on disk.
+
+Example::
+
+    worker = WorkerProcess("sqlite:///mlflow.db")
+    run = RunLog(worker, Path("outputs/now/mlflow-spool"))
+    run.start("mnist", tags={"mlflow.runName": "mnist"})
+    run.log_metrics({"fit/loss": 0.3}, step=0)
+    run.end("FINISHED")
+    run.wait(timeout=60)      # False: still pending, `python -m orchestrator sync` delivers it later
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchestrator.spool import Spool
+
+log = logging.getLogger("orchestrator.tracking")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class WorkerProcess:
+    """The tracking worker for one tracking URI: started at once, fed with spool notifications.
+
+    Args:
+        uri: the MLflow tracking URI the worker delivers to.
+    """
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.logs: dict[str, RunLog] = {}
+        self.alive = True
+        self.problem: str | None = None
+        self._lock = threading.Lock()
+        env = dict(os.environ)
+        # The worker retries on its own, without blocking anyone: MLflow's retries would only delay it.
+        env.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        env.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        env.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.tracking_worker", uri],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
+        threading.Thread(target=self._read, name="tracking-worker-reader", daemon=True).start()
+
+    def send(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            if not self.alive or self.process.stdin is None:
+                return
+            try:
+                self.process.stdin.write(json.dumps(message) + "\n")
+                self.process.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                self.alive = False
+
+    def preload(self, module: str) -> None:
+        """Ask the worker to import ``module`` now, while it is idle."""
+        self.send({"preload": module})
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the worker's input; it exits once nothing is pending (or after its own grace period)."""
+        with self._lock:
+            if self.process.stdin is not None and not self.process.stdin.closed:
+                try:
+                    self.process.stdin.close()
+                except OSError:
+                    pass
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass  # still delivering: it exits by itself; what it cannot deliver stays in the spools
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if "fatal" in message:
+                self.problem = message["fatal"]
+                log.error(
+                    "MLflow tracking at %s cannot start (%s). Training goes on; what it logs is kept "
+                    "in the run's mlflow-spool folder.",
+                    self.uri,
+                    self.problem,
+                )
+            elif "outage" in message:
+                self.problem = message["outage"]
+                log.warning(
+                    "MLflow at %s does not answer (%s). Training goes on; what it logs is kept on disk "
+                    "and delivered when MLflow is back.",
+                    self.uri,
+                    self.problem,
+                )
+            elif "back" in message:
+                self.problem = None
+                log.info("MLflow at %s answers again; delivering what was kept.", self.uri)
+            elif message.get("spool") in self.logs:
+                self.logs[message["spool"]].update(message)
+        self.alive = False
+        for run_log in list(self.logs.values()):
+            run_log.update({})
+
+
+class RunLog:
+    """One MLflow run, logged through a spool and the worker; no call waits for MLflow.
+
+    Args:
+        worker: the :class:`WorkerProcess` of the run's tracking URI.
+        folder: the run's spool folder (``<output folder>/mlflow-spool``).
+    """
+
+    def __init__(self, worker: WorkerProcess, folder: Path):
+        self.worker = worker
+        self.spool = Spool(folder)
+        self.key = str(Path(folder).resolve())
+        self.delivered = 0
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+        self.results: dict[str, Any] = {}
+        self.run_name: str | None = None
+        #: Called with the run's id once MLflow has created the run (from the worker's reader thread).
+        self.on_run: Callable[[str], None] | None = None
+        self.finished = False
+        self._changed = threading.Condition()
+        self._announce: tuple[str, ...] | None = None
+        worker.logs[self.key] = self
+
+    # -- logging ------------------------------------------------------------------------
+
+    def start(
+        self, experiment: str, tags: dict[str, str], run_id: str | None = None, announce: bool = True
+    ) -> None:
+        """Create the run in ``experiment`` with ``tags`` (or, given ``run_id``, reopen that run).
+
+        With ``announce``, a log line names the run once MLflow has created it.
+        """
+        self._announce = (experiment, self.worker.uri) if announce else None
+        self.run_name = tags.get("mlflow.runName")
+        self._append(
+            {
+                "op": "start_run",
+                "experiment": experiment,
+                "tags": tags,
+                "run_id": run_id,
+                "run_key": uuid.uuid4().hex,
+                "time": now_ms(),
+                "tracking_uri": self.worker.uri,
+            }
+        )
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = [[str(key)[:250], str(value)[:6000]] for key, value in params.items()]
+        if items:
+            self._append({"op": "params", "items": items})
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        stamp = now_ms()
+        items = [[name, float(value), stamp, int(step)] for name, value in metrics.items()]
+        if items:
+            self._append({"op": "metrics", "items": items})
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        items = [[str(key), str(value)[:5000]] for key, value in tags.items()]
+        if items:
+            self._append({"op": "tags", "items": items})
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        """Upload the file or folder ``path`` (as it is when the worker gets to it) to ``artifact_path``."""
+        self._append({"op": "artifact", "path": str(Path(path).resolve()), "artifact_path": artifact_path})
+
+    def call(self, target: str, **kwargs: Any) -> int:
+        """Run ``module:function(client=..., run=..., **kwargs)`` in the worker; see :meth:`result`."""
+        return self._append({"op": "call", "target": target, "kwargs": kwargs})
+
+    def end(self, status: str) -> None:
+        self._append({"op": "end", "status": status, "time": now_ms()})
+        self.spool.sync_to_disk()
+        self.spool.close()
+
+    def _append(self, record: dict[str, Any]) -> int:
+        seq = self.spool.append(record)
+        self.worker.send({"spool": self.key})
+        return seq
+
+    # -- what the worker reports ---------------------------------------------------------
+
+    def update(self, message: dict[str, Any]) -> None:
+        with self._changed:
+            if message:
+                self.delivered = max(self.delivered, int(message.get("delivered", 0)))
+                self.run_id = message.get("run_id") or self.run_id
+                self.experiment_id = message.get("experiment_id") or self.experiment_id
+                self.results.update(message.get("results") or {})
+                self.finished = self.finished or bool(message.get("finished"))
+            self._changed.notify_all()
+        if self.run_id and self._announce is not None:
+            experiment, uri = self._announce
+            self._announce = None
+            log.info("MLflow run %s in experiment '%s' (%s)", self.run_id, experiment, uri)
+        if self.run_id and self.on_run is not None:
+            on_run, self.on_run = self.on_run, None
+            on_run(self.run_id)
+
+    @property
+    def pending(self) -> int:
+        return self.spool.count - self.delivered
+
+    def wait(self, timeout: float, for_run_id: bool = False) -> bool:
+        """Wait until every record is delivered (or, ``for_run_id``, the run exists); whether it happened."""
+        deadline = time.monotonic() + timeout
+
+        def done() -> bool:
+            return bool(self.run_id) if for_run_id else self.delivered >= self.spool.count
+
+        with self._changed:
+            while not done():
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.worker.alive:
+                    return done()
+                self._changed.wait(min(left, 1.0))
+        return True
+
+    def result(self, seq: int) -> Any:
+        """What the worker's ``call`` number ``seq`` returned (``None`` while it has not run)."""
+        return self.results.get(str(seq))
