@@ -346,6 +346,12 @@ def words_section(results: dict, fig: dict) -> list[str]:
         f"CPU, peak {f(fig['worker_rss_mb'], 0)} MiB)."
     )
     said.append(
+        "Against the orchestrator without tracking (D), MLflow tracking costs "
+        f"{f(b['wall'] - d['wall'], 1)} s of wall time (B / D: x{f(b['wall'] / d['wall'])}): the "
+        "worker's CPU time, which competes with the training process wherever the second core is busy, "
+        "and the wait at the end of the run."
+    )
+    said.append(
         f"The opt-in fast path, `trainer=fast` (64 training steps per call into TensorFlow instead of "
         f"one; the same batches and the same losses), ran the whole example in {f(e['wall'], 1)} s "
         f"(x{f(fig['wall_E'])} of plain Keras, MLflow on) and trained at "
@@ -379,6 +385,19 @@ def words_section(results: dict, fig: dict) -> list[str]:
         + f", and imports take {f(importtime['total_seconds'], 2)} s of `--cfg job` (largest: "
         + ", ".join(f"{name} {f(seconds, 2)} s" for name, seconds in importtime["top"][:2])
         + "), so the rest is Hydra composing the config and loading the plugins."
+        + (
+            " `--help` also lists the options of every config group, those of the installed Hydra "
+            "plugins too (here: "
+            + ", ".join(
+                name
+                for name in meta["machine"]["versions"]
+                if name.startswith("hydra-") and name != "hydra-core"
+            )
+            + "), and Hydra copies its whole config repository for each group, so every installed "
+            "Hydra plugin makes it slower."
+            if s["help"] >= GOALS["startup"]
+            else ""
+        )
     )
     if "import_keras" in s:
         said.append(
