@@ -346,6 +346,12 @@ def words_section(results: dict, fig: dict) -> list[str]:
         f"CPU, peak {f(fig['worker_rss_mb'], 0)} MiB)."
     )
     said.append(
+        "Against the orchestrator without tracking (D), MLflow tracking costs "
+        f"{f(b['wall'] - d['wall'], 1)} s of wall time (B / D: x{f(b['wall'] / d['wall'])}): the "
+        "worker's CPU time, which competes with the training process wherever the second core is busy, "
+        "and the wait at the end of the run."
+    )
+    said.append(
         f"The opt-in fast path, `trainer=fast` (64 training steps per call into TensorFlow instead of "
         f"one; the same batches and the same losses), ran the whole example in {f(e['wall'], 1)} s "
         f"(x{f(fig['wall_E'])} of plain Keras, MLflow on) and trained at "
@@ -379,6 +385,19 @@ def words_section(results: dict, fig: dict) -> list[str]:
         + f", and imports take {f(importtime['total_seconds'], 2)} s of `--cfg job` (largest: "
         + ", ".join(f"{name} {f(seconds, 2)} s" for name, seconds in importtime["top"][:2])
         + "), so the rest is Hydra composing the config and loading the plugins."
+        + (
+            " `--help` also lists the options of every config group, those of the installed Hydra "
+            "plugins too (here: "
+            + ", ".join(
+                name
+                for name in meta["machine"]["versions"]
+                if name.startswith("hydra-") and name != "hydra-core"
+            )
+            + "), and Hydra copies its whole config repository for each group, so every installed "
+            "Hydra plugin makes it slower."
+            if s["help"] >= GOALS["startup"]
+            else ""
+        )
     )
     if "import_keras" in s:
         said.append(
@@ -469,11 +488,16 @@ def history_section() -> list[str]:
         "(kept in `~/.cache/keras-orchestrator`; MLflow's own tests do the same, and MLflow checks "
         "the schema revision of the copy when it opens it): 0.03 s instead of 1.4-2.4 s.",
         "3. The review's MLflow model is built by the worker from the `model.keras` the run already "
-        "saved (no second serialisation); the worker loads matplotlib and MLflow's map of installed "
-        "packages while TensorFlow imports, draws the learning curves while the last stages run, and "
-        "makes the MLflow model while the training process predicts the confusion matrix's labels "
-        "(in batches of 2048 instead of 256).",
-        "4. An opt-in fast path, `trainer=fast` (section 1, E). XLA (`trainer.jit_compile=true`) was "
+        "saved (no second serialisation), and its requirements, which pin the installed Keras and "
+        "TensorFlow, are written without MLflow's scan of every installed package (0.8 s). The worker "
+        "loads matplotlib while TensorFlow imports, and draws the learning curves and the confusion "
+        "matrix while the stages after the last fit run. The training process passes the model over "
+        "the test sample once, calling it directly in batches of 2048 (no `predict` function to trace), "
+        "for both the confusion matrix and the MLflow model's input example.",
+        "4. The tracking worker ends without the interpreter's teardown of MLflow, SQLAlchemy and "
+        "matplotlib (everything it delivered is committed): the training process waited 0.8 s for that "
+        "teardown as it exited.",
+        "5. An opt-in fast path, `trainer=fast` (section 1, E). XLA (`trainer.jit_compile=true`) was "
         "measured too and left out: on this CPU it made the fit 1.5-3x slower (compilation) and "
         "changed the losses.",
         "",

@@ -408,6 +408,21 @@ def machine() -> dict:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = "not installed"
+    hydra_plugins = sorted(
+        {d.metadata["Name"].lower() for d in metadata.distributions() if d.metadata["Name"]}
+        & {
+            "hydra-joblib-launcher",
+            "hydra-ray-launcher",
+            "hydra-submitit-launcher",
+            "hydra-optuna-sweeper",
+            "hydra-ax-sweeper",
+            "hydra-nevergrad-sweeper",
+            "hydra-rq-launcher",
+            "hydra-colorlog",
+        }
+    )
+    for dist in hydra_plugins:
+        versions[dist] = metadata.version(dist)
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

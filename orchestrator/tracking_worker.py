@@ -198,4 +198,8 @@ def write_stats() -> None:
 if __name__ == "__main__":
     code = main(sys.argv[1:])
     write_stats()
-    sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything delivered is committed. Skip the interpreter's teardown of MLflow, SQLAlchemy and
+    # matplotlib (0.8 s on 2 cores), which the training process would otherwise wait for as it exits.
+    os._exit(code)

@@ -91,8 +91,14 @@ def orchestrator_after_stage(context, stage, metrics):
     if stage.kind == "evaluate":
         review.results.update({k: v for k, v in metrics.items() if not k.startswith("time/")})
     if stage.kind == "fit" and _reviewed(context) and not _fit_stages_after(context, stage):
-        # The last fit stage: the worker draws the curves while the later stages run.
-        _hand_over(context, review, "learning_curves", history=_history(review))
+        # The last fit stage: the model is final, and the worker draws while the later stages run.
+        if tracker.run_log_of(context) is None:
+            return
+        try:
+            _hand_over(context, review, "learning_curves", history=_history(review))
+            _hand_over_confusion(context, review)
+        except Exception as failure:  # the trained run is kept; what failed here is reported
+            log.error("Review in MLflow incomplete: %s: %s", type(failure).__name__, failure)
 
 
 @hookimpl
@@ -131,18 +137,29 @@ def orchestrator_after_run(context, error):
             return
         if "learning_curves" not in review.calls:
             _hand_over(context, review, "learning_curves", history=_history(review))
-        confusion = confusion_labels(context, _test_sample(context, review))
-        if confusion is not None:
-            import numpy as np
-
-            truth, predicted, classes, names = confusion
-            labels = run_log.spool.folder / "review-labels.npz"
-            np.savez(labels, truth=truth, predicted=predicted)
-            _hand_over(
-                context, review, "confusion_matrix", file=str(labels), classes=int(classes), names=names
-            )
+        if "confusion_matrix" not in review.calls:
+            _hand_over_confusion(context, review)
     except Exception as failure:  # the trained run is kept; what failed here is reported
         log.error("Review in MLflow incomplete: %s: %s", type(failure).__name__, failure)
+
+
+def _hand_over_confusion(context, review: _Review) -> None:
+    """Predict the test sample's labels here; the worker draws the matrix."""
+    from orchestrator_plugins.review_plots import confusion_labels
+
+    confusion = confusion_labels(context, _test_sample(context, review))
+    review.calls.setdefault("confusion_matrix", -1)  # tried once, drawn or not
+    run_log = tracker.run_log_of(context)
+    if confusion is None or run_log is None:
+        return
+    import numpy as np
+
+    truth, predicted, classes, names = confusion
+    run_log.spool.folder.mkdir(parents=True, exist_ok=True)
+    labels = run_log.spool.folder / "review-labels.npz"
+    np.savez(labels, truth=truth, predicted=predicted)
+    arguments = {"file": str(labels), "classes": int(classes), "names": names}
+    _hand_over(context, review, "confusion_matrix", **arguments)
 
 
 def _reviewed(context) -> bool:
