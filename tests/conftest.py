@@ -39,6 +39,25 @@ def run_cli(
     )
 
 
+#: Fixture plugins put on ``PYTHONPATH`` as they are (``tests/fixtures/site``).
+FIXTURE_SITE = REPO / "tests" / "fixtures" / "site"
+
+
+def fixture_env() -> dict[str, str]:
+    """The CLI's environment with the fixture plugins importable (the ``interrupt_once`` callback)."""
+    path = os.pathsep.join(filter(None, [str(FIXTURE_SITE), os.environ.get("PYTHONPATH")]))
+    return cli_env(PYTHONPATH=path)
+
+
+def interrupt(name: str, epoch: int, batch: int, signal_name: str, marker: Path, after: int = 0) -> str:
+    """An override adding the fixture callback that sends the run SIGINT (as Ctrl-C does) or
+    SIGKILL once, at the end of batch ``batch`` of epoch ``epoch`` (see tests/fixtures/site)."""
+    return (
+        f"+callbacks.{name}={{name: interrupt_once, epoch: {epoch}, batch: {batch}, "
+        f"signal: {signal_name}, marker: '{marker}', after: {after}}}"
+    )
+
+
 def store_uri(folder: Path) -> str:
     """The tracking URI the CLI uses by default when run in ``folder``."""
     return f"sqlite:///{folder / 'mlflow.db'}"

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import math
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from orchestrator.config import MASK, masked
-from tests.conftest import cli_env, mlflow_client, only_run, run_cli
+from tests.conftest import cli_env, fixture_env, interrupt, mlflow_client, only_run, run_cli
 
 TINY = ["data.source=bundled", "trainer.limit_batches=5", "trainer.verbose=0"]
 
@@ -74,29 +71,10 @@ def test_secrets_never_reach_mlflow_params_tags_or_artifacts(workdir):
     assert "hunter2" not in text and "abc123" not in text and MASK in text
 
 
-def interrupt_after_first_epoch(args: list[str], folder: Path) -> subprocess.CompletedProcess:
-    """Start the CLI, send Ctrl-C (SIGINT) once it logged its first epoch, and wait for it."""
-    import time
-
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", *args],
-        cwd=folder,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not list(folder.glob("**/checkpoints/epoch-001.keras")):
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=300)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
 @pytest.mark.slow
 def test_ctrl_c_ends_the_run_killed_with_a_short_message(workdir):
-    result = interrupt_after_first_epoch(["+experiment=mnist", *TINY, "trainer.epochs=50"], workdir)
+    ctrl_c = interrupt("ctrl_c", 1, 2, "INT", workdir / "ctrl_c")
+    result = run_cli("+experiment=mnist", *TINY, "trainer.epochs=50", ctrl_c, cwd=workdir, env=fixture_env())
     assert result.returncode == 130
     assert "Traceback" not in result.stderr and "Interrupted" in result.stderr
     run = only_run(workdir, "mnist")
@@ -106,9 +84,9 @@ def test_ctrl_c_ends_the_run_killed_with_a_short_message(workdir):
 
 @pytest.mark.slow
 def test_an_interrupted_sweep_still_reports_and_fails_its_parent_run(workdir):
-    result = interrupt_after_first_epoch(
-        ["-m", "+experiment=mnist", "seed=1,2,3", *TINY, "trainer.epochs=50"], workdir
-    )
+    ctrl_c = interrupt("ctrl_c", 1, 2, "INT", workdir / "ctrl_c")
+    args = ["-m", "+experiment=mnist", "seed=1,2,3", *TINY, "trainer.epochs=50", ctrl_c]
+    result = run_cli(*args, cwd=workdir, env=fixture_env())
     assert result.returncode == 130
     client = mlflow_client(workdir)
     runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])

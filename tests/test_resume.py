@@ -8,16 +8,13 @@ resumed run must end with the weights and metrics of a run never interrupted.
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, cli_env, mlflow_client, only_run, run_cli
-
-SITE = REPO / "tests" / "fixtures" / "site"
+from tests.conftest import fixture_env, interrupt, mlflow_client, only_run, run_cli
 
 #: Three whole epochs of the bundled MNIST (94 batches each), with dropout (a seed generator to restore) and a
 #: ReduceLROnPlateau whose patience counter must survive the kills: it lowers the
@@ -31,18 +28,6 @@ TRAINING = [
     "model.dropout=0.2",
     "+callbacks.plateau={name: reduce_lr_on_plateau, monitor: loss, patience: 2, min_delta: 1, factor: 0.5}",
 ]
-
-
-def interrupt(name: str, epoch: int, batch: int, signal_name: str, marker: Path, after: int = 0) -> str:
-    """An override adding the fixture callback that interrupts the run once."""
-    return (
-        f"+callbacks.{name}={{name: interrupt_once, epoch: {epoch}, batch: {batch}, "
-        f"signal: {signal_name}, marker: '{marker}', after: {after}}}"
-    )
-
-
-def env() -> dict[str, str]:
-    return cli_env(PYTHONPATH=os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")])))
 
 
 def history(client, run_id: str, key: str) -> list[tuple[int, float]]:
@@ -62,7 +47,7 @@ def never_interrupted(tmp_path_factory) -> Path:
     done = folder / "done"
     done.write_text("99")
     args = [*TRAINING, interrupt("ctrl_c", 1, 30, "INT", done), interrupt("kill", 2, 50, "KILL", done)]
-    result = run_cli(*args, cwd=folder, env=env())
+    result = run_cli(*args, cwd=folder, env=fixture_env())
     assert result.returncode == 0, result.stderr[-3000:]
     return folder
 
@@ -74,17 +59,17 @@ def test_a_run_killed_mid_epoch_by_ctrl_c_then_sigkill_resumes_to_the_same_resul
         interrupt("ctrl_c", 1, 30, "INT", workdir / "ctrl_c"),
         interrupt("kill", 2, 50, "KILL", workdir / "kill"),
     ]
-    first = run_cli(*args, cwd=workdir, env=env())
+    first = run_cli(*args, cwd=workdir, env=fixture_env())
     assert first.returncode == 130, first.stderr[-3000:]
     assert "Run the same command again to resume it" in first.stderr
     assert only_run(workdir, "mnist").info.status == "KILLED"
 
-    second = run_cli(*args, cwd=workdir, env=env())
+    second = run_cli(*args, cwd=workdir, env=fixture_env())
     assert second.returncode == -signal.SIGKILL, second.stderr[-3000:]
     assert "Resuming run" in second.stdout and "after epoch 1" in second.stdout
     assert only_run(workdir, "mnist").info.status == "RUNNING", "SIGKILL leaves no chance to end the run"
 
-    third = run_cli(*args, cwd=workdir, env=env())
+    third = run_cli(*args, cwd=workdir, env=fixture_env())
     assert third.returncode == 0, third.stderr[-3000:]
     assert "after epoch 2" in third.stdout
 
@@ -116,10 +101,10 @@ def test_a_run_killed_mid_epoch_resumes_from_the_last_batch_checkpoint(workdir, 
         "trainer.checkpoint_every_batches=20",
         interrupt("kill", 1, 50, "KILL", workdir / "kill"),
     ]
-    assert run_cli(*args, cwd=workdir, env=env()).returncode == -signal.SIGKILL
+    assert run_cli(*args, cwd=workdir, env=fixture_env()).returncode == -signal.SIGKILL
     (state,) = workdir.glob("outputs/*/*/resume/state.json")
     assert '"batches_done": 40' in state.read_text()
-    resumed = run_cli(*args, cwd=workdir, env=env())
+    resumed = run_cli(*args, cwd=workdir, env=fixture_env())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "after batch 40 of epoch 2" in resumed.stdout
 
@@ -144,8 +129,8 @@ def test_epochs_trained_again_after_a_resume_are_reported_once(workdir, never_in
         "trainer.checkpoint_every=2",
         interrupt("kill", 1, 10, "KILL", workdir / "kill"),
     ]
-    assert run_cli(*args, cwd=workdir, env=env()).returncode == -signal.SIGKILL
-    resumed = run_cli(*args, cwd=workdir, env=env())
+    assert run_cli(*args, cwd=workdir, env=fixture_env()).returncode == -signal.SIGKILL
+    resumed = run_cli(*args, cwd=workdir, env=fixture_env())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "from the start" in resumed.stdout
     run, reference = only_run(workdir, "mnist"), only_run(never_interrupted, "mnist")
@@ -158,8 +143,8 @@ def test_epochs_trained_again_after_a_resume_are_reported_once(workdir, never_in
 @pytest.mark.slow
 def test_resume_false_starts_a_new_run_and_keeps_the_killed_one(workdir):
     args = [*TRAINING, "trainer.epochs=2", interrupt("kill", 1, 2, "KILL", workdir / "kill")]
-    assert run_cli(*args, cwd=workdir, env=env()).returncode == -signal.SIGKILL
-    fresh = run_cli(*args, "resume=false", cwd=workdir, env=env())
+    assert run_cli(*args, cwd=workdir, env=fixture_env()).returncode == -signal.SIGKILL
+    fresh = run_cli(*args, "resume=false", cwd=workdir, env=fixture_env())
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert "Resuming" not in fresh.stdout
     client = mlflow_client(workdir)
@@ -171,10 +156,10 @@ def test_resume_false_starts_a_new_run_and_keeps_the_killed_one(workdir):
 @pytest.mark.slow
 def test_an_unreadable_checkpoint_is_named_and_nothing_is_deleted(workdir):
     args = [*TRAINING, "trainer.epochs=2", interrupt("kill", 1, 2, "KILL", workdir / "kill")]
-    assert run_cli(*args, cwd=workdir, env=env()).returncode == -signal.SIGKILL
+    assert run_cli(*args, cwd=workdir, env=fixture_env()).returncode == -signal.SIGKILL
     (checkpoint,) = workdir.glob("outputs/*/*/checkpoints/epoch-001.keras")
     checkpoint.write_bytes(b"not a keras file")
-    result = run_cli(*args, cwd=workdir, env=env())
+    result = run_cli(*args, cwd=workdir, env=fixture_env())
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "Error: resume:" in result.stderr and str(checkpoint) in result.stderr
@@ -193,9 +178,9 @@ def test_a_killed_sweep_skips_its_finished_jobs_and_resumes_the_interrupted_one(
         "stages.predict=null",
         interrupt("kill", 1, 2, "KILL", workdir / "kill", after=1),  # in job 1's second epoch
     ]
-    first = run_cli(*args, cwd=workdir, env=env())
+    first = run_cli(*args, cwd=workdir, env=fixture_env())
     assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
-    second = run_cli(*args, cwd=workdir, env=env())
+    second = run_cli(*args, cwd=workdir, env=fixture_env())
     assert second.returncode == 0, second.stderr[-3000:]
     assert "1 finished job(s) carry over" in second.stdout
     assert "Job 0 finished before the sweep was interrupted" in second.stdout
