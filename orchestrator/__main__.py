@@ -79,6 +79,29 @@ def register_hydra_plugins() -> None:
         Plugins.instance().register(getattr(importlib.import_module(module), name))
 
 
+def read_config_tree_once() -> None:
+    """Let Hydra's ``--help`` read the config tree once instead of once per config group.
+
+    Hydra 1.3 lists the options of each of its and the project's config groups
+    (about a hundred) by rebuilding its config repository every time: over 1 s
+    once the SLURM and Ray launcher plugins are installed. In a process that only
+    prints help the overrides never change, so one repository serves every group
+    and the text is the same.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    build = ConfigLoaderImpl._parse_overrides_and_create_caching_repo
+    built: dict = {}
+
+    def once(self, config_name, overrides):
+        key = (id(self), config_name, tuple(overrides))
+        if key not in built:
+            built[key] = build(self, config_name, overrides)
+        return built[key]
+
+    ConfigLoaderImpl._parse_overrides_and_create_caching_repo = once  # type: ignore[method-assign]
+
+
 def main() -> None:
     """Entry point of ``python -m orchestrator`` and the ``orchestrator`` command."""
     try:
@@ -101,6 +124,8 @@ def main() -> None:
         raise SystemExit(EXIT_USER_ERROR) from None
     register_schema()
     register_hydra_plugins()
+    if {"--help", "-h", "--hydra-help"} & set(sys.argv[1:]):
+        read_config_tree_once()
     try:
         hydra_main()
     except KeyboardInterrupt:

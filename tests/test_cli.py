@@ -90,3 +90,14 @@ def test_a_hook_with_a_wrong_signature_names_the_plugin_and_the_hook(workdir):
         assert result.returncode == 2
         assert_clear_error(result, "plugin 'bad_signature'", "orchestrator_register_losses", "scale")
     assert not (workdir / "mlflow.db").exists()
+
+
+def test_help_lists_every_config_group_with_its_options(workdir):
+    groups = dict(
+        line.split(": ", 1) for line in run_cli("--help", cwd=workdir).stdout.splitlines() if ": " in line
+    )
+    assert {"keras_file", "mlp"} <= set(groups["model"].split(", "))
+    assert groups["trainer"] == "default, fast" and groups["tracking"] == "mlflow, off"
+    hydra = run_cli("--hydra-help", cwd=workdir).stdout
+    launchers = next(line for line in hydra.splitlines() if line.startswith("hydra/launcher:"))
+    assert {"basic", "joblib", "slurm_local"} <= set(launchers.split(": ", 1)[1].split(", "))
