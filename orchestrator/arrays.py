@@ -30,17 +30,12 @@ def unpack(split: Any) -> tuple[Any, Any, Any]:
 
 def take(x: Any, n: int) -> Any:
     """The first ``n`` samples of an array, or of each array in a list or dict."""
-    if x is None:
-        return None
-    if isinstance(x, Mapping):
-        return {key: take(value, n) for key, value in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(take(value, n) for value in x)
-    return x[:n]
+    return select(x, slice(0, n))
 
 
 def select(x: Any, indices: Any) -> Any:
-    """The samples at ``indices`` (an integer array), of an array or of each array in a list or dict."""
+    """The samples at ``indices`` (an integer array or a slice), of an array or of each array
+    in a list or dict."""
     if x is None:
         return None
     if isinstance(x, Mapping):
