@@ -380,11 +380,7 @@ def restore_callbacks(callbacks: list, states: list[dict[str, Any]], folder: Pat
         if type(callback).__name__ != saved["class"]:
             log.warning("Callback %s changed since the checkpoint; its state starts afresh.", saved["class"])
             continue
-        if hasattr(callback, "set_state"):
-            callback.set_state(saved["values"])
-            continue
-        for name, value in saved["values"].items():
-            setattr(callback, name, value)
+        _set_values(callback, saved["values"])
         if saved.get("arrays"):
             import numpy as np
 
@@ -392,35 +388,12 @@ def restore_callbacks(callbacks: list, states: list[dict[str, Any]], folder: Pat
                 callback.best_weights = [arrays[f"w{i}"] for i in range(len(arrays.files))]
 
 
-def progress(callbacks: list) -> list[dict[str, Any]]:
-    """The callbacks' progress, in memory (for a ``fit`` call that continues another)."""
-    snapshot = []
-    for callback in callbacks:
-        if hasattr(callback, "get_state"):
-            snapshot.append({"state": callback.get_state()})
-        else:
-            names = (*CALLBACK_PROGRESS, "best_weights")
-            snapshot.append({n: getattr(callback, n) for n in names if hasattr(callback, n)})
-    return snapshot
-
-
-def set_progress(callbacks: list, snapshot: list[dict[str, Any]]) -> None:
-    for callback, values in zip(callbacks, snapshot, strict=True):
-        if "state" in values and hasattr(callback, "set_state"):
-            callback.set_state(values["state"])
-            continue
-        for name, value in values.items():
-            setattr(callback, name, value)
-
-
-def callback_state(callback: Any, folder: Path, epoch: int) -> dict[str, Any]:
-    """A callback's progress (``wait``, ``best``, ``cooldown_counter``...) and its best weights."""
+def _values(callback: Any) -> dict[str, Any]:
+    """A callback's own ``get_state()``, else its :data:`CALLBACK_PROGRESS` attributes as numbers."""
     import numpy as np
 
-    state: dict[str, Any] = {"class": type(callback).__name__}
     if hasattr(callback, "get_state"):
-        state["values"] = callback.get_state()
-        return state
+        return callback.get_state()
     values = {}
     for name in CALLBACK_PROGRESS:
         value = getattr(callback, name, None)
@@ -428,9 +401,36 @@ def callback_state(callback: Any, folder: Path, epoch: int) -> dict[str, Any]:
             value = np.asarray(value).item()
         if isinstance(value, (bool, int, float)):
             values[name] = value
-    state["values"] = values
+    return values
+
+
+def _set_values(callback: Any, values: dict[str, Any]) -> None:
+    if hasattr(callback, "set_state"):
+        callback.set_state(values)
+        return
+    for name, value in values.items():
+        setattr(callback, name, value)
+
+
+def progress(callbacks: list) -> list[dict[str, Any]]:
+    """The callbacks' progress, in memory (for a ``fit`` call that continues another)."""
+    return [{"values": _values(c), "best_weights": getattr(c, "best_weights", None)} for c in callbacks]
+
+
+def set_progress(callbacks: list, snapshot: list[dict[str, Any]]) -> None:
+    for callback, saved in zip(callbacks, snapshot, strict=True):
+        _set_values(callback, saved["values"])
+        if saved["best_weights"] is not None:
+            callback.best_weights = saved["best_weights"]
+
+
+def callback_state(callback: Any, folder: Path, epoch: int) -> dict[str, Any]:
+    """A callback's progress (``wait``, ``best``, ``cooldown_counter``...) and its best weights."""
+    import numpy as np
+
+    state: dict[str, Any] = {"class": type(callback).__name__, "values": _values(callback)}
     best_weights = getattr(callback, "best_weights", None)
-    if isinstance(best_weights, list) and best_weights:
+    if isinstance(best_weights, list) and best_weights and not hasattr(callback, "get_state"):
         name = Path("resume") / f"{type(callback).__name__}-best-weights-{epoch:04d}.npz"
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         temporary = folder / name.with_suffix(".tmp.npz")
