@@ -3,7 +3,7 @@
     python -m orchestrator +experiment=mnist            # one run
     python -m orchestrator -m +experiment=mnist seed=1,2 # a sweep
     python -m orchestrator plugins                      # what is registered, by kind
-    python -m orchestrator sync outputs/                # deliver what MLflow missed (orchestrator.sync)
+    python -m orchestrator sync outputs/                # deliver what MLflow missed
 
 A user error ends in one short paragraph naming the config key and what would
 be right, with exit code 2 and no traceback; ``HYDRA_FULL_ERROR=1`` shows the
@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -24,6 +26,11 @@ from omegaconf import DictConfig  # noqa: E402
 
 from orchestrator.config import register_schema  # noqa: E402
 from orchestrator.errors import UserError  # noqa: E402
+from orchestrator.job import run_job  # noqa: E402
+from orchestrator.listing import print_plugins  # noqa: E402
+from orchestrator.plugins import get_plugin_manager  # noqa: E402
+from orchestrator.session import Session  # noqa: E402
+from orchestrator.tracking.sync import main as sync  # noqa: E402
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 EXIT_USER_ERROR = 2
@@ -42,18 +49,21 @@ def report(error: UserError) -> None:
     print("(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> float | None:
-    """One Hydra job: run the configured stages and return the objective."""
-    from orchestrator.job import run_job
+def hydra_task(session: Session) -> Callable[[], Any]:
+    """Hydra's entry point for this process: each job runs the configured stages in ``session``."""
 
-    try:
-        return run_job(cfg)
-    except UserError as error:
-        if full_error():
-            raise
-        report(error)
-        raise SystemExit(EXIT_USER_ERROR) from None
+    @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
+    def task(cfg: DictConfig) -> float | None:
+        """One Hydra job: run the configured stages and return the objective."""
+        try:
+            return run_job(cfg, session)
+        except UserError as error:
+            if full_error():
+                raise
+            report(error)
+            raise SystemExit(EXIT_USER_ERROR) from None
+
+    return task
 
 
 #: The project's own Hydra plugins, as ``module:Class``.
@@ -105,16 +115,10 @@ def read_config_tree_once() -> None:
 def main() -> None:
     """Entry point of ``python -m orchestrator`` and the ``orchestrator`` command."""
     try:
-        from orchestrator.plugins import get_plugin_manager
-
         if sys.argv[1:2] == ["sync"]:
-            from orchestrator.sync import main as sync
-
             raise SystemExit(sync(sys.argv[2:]))
         manager = get_plugin_manager()
         if sys.argv[1:2] == ["plugins"]:
-            from orchestrator.listing import print_plugins
-
             print_plugins(manager)
             return
     except UserError as error:
@@ -127,7 +131,7 @@ def main() -> None:
     if {"--help", "-h", "--hydra-help"} & set(sys.argv[1:]):
         read_config_tree_once()
     try:
-        hydra_main()
+        hydra_task(Session())()
     except KeyboardInterrupt:
         if full_error():
             raise

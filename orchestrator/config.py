@@ -140,11 +140,19 @@ def is_spec(node: Any) -> bool:
 # -- Validation --------------------------------------------------------------------
 
 
-def validate(cfg: DictConfig, registries: Mapping[str, Any]) -> None:
-    """Check plugin names, argument names and value ranges; raise :class:`UserError`."""
+def restricted(cfg: DictConfig, registries: Mapping[str, Any]) -> dict[str, Any]:
+    """The registries as this config may use them: ``_target_`` limited to ``security.allowed_targets``."""
     allowed = tuple(cfg.security.allowed_targets)
-    for registry in registries.values():
-        registry.allowed_targets = allowed
+    return {kind: registry.restricted(allowed) for kind, registry in registries.items()}
+
+
+def validate(cfg: DictConfig, registries: Mapping[str, Any]) -> None:
+    """Check plugin names, argument names and value ranges; raise :class:`UserError`.
+
+    Nothing is changed: the registries are read through :func:`restricted` views.
+    """
+    allowed = tuple(cfg.security.allowed_targets)
+    registries = restricted(cfg, registries)
     for name in cfg:
         check_targets(to_python(cfg[name]), str(name), allowed)
     _check_ranges(cfg)

@@ -15,7 +15,15 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from orchestrator import training
+from orchestrator.arrays import is_in_memory
+from orchestrator.distribute import global_batch_size
 from orchestrator.errors import UserError, choices_text
+from orchestrator.model import compile_model, set_trainable
+from orchestrator.status import Status
+
+#: The splits a data source may give (``Data.train``, ``Data.validation``, ``Data.test``).
+SPLITS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)
@@ -47,11 +55,17 @@ class RunContext:
         experiment: the preset's name (``+experiment=mnist``), or ``None``.
         overrides: the job's command-line overrides (``["seed=7"]``).
         sweep: the job's :class:`~orchestrator.sweep.SweepJob` in a multirun, else ``None``.
-        index: the command's :class:`~orchestrator.resume.RunIndex` entry.
-        resume: where the run being continued stopped (:class:`~orchestrator.resume.ResumePoint`),
+        index: the command's :class:`~orchestrator.resume.index.RunIndex` entry.
+        resume: where the run being continued stopped (:class:`~orchestrator.resume.point.ResumePoint`),
             or ``None`` for a new run.
         distribution: the :class:`~orchestrator.distribute.Distribution` of ``trainer.strategy``,
             else ``None``.
+        stages: the run's enabled :class:`Stage` entries, in order.
+        session: what the process keeps between runs (:class:`~orchestrator.session.Session`).
+        outcome: a :class:`~orchestrator.status.Status` set by :meth:`set_outcome`
+            (``Status.PRUNED``), else ``None``.
+        stash: per-run state of plugins, by a key of their own (``context.stash["mlflow.run_log"]``);
+            nothing in it is recorded.
     """
 
     cfg: DictConfig = field(repr=False)
@@ -73,11 +87,14 @@ class RunContext:
     last_checkpoint: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
     objective_value: float | None = None
-    outcome: str | None = None
+    outcome: Status | None = None
     run_id: str | None = None
     tracking_uri: str | None = None
     watched: list[tuple[Path, str]] = field(default_factory=list)
     distribution: Any = field(default=None, repr=False)
+    stages: list[Stage] = field(default_factory=list, repr=False)
+    session: Any = field(default=None, repr=False)
+    stash: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def chief(self) -> bool:
@@ -94,10 +111,13 @@ class RunContext:
         """
         return contextlib.nullcontext() if self.distribution is None else self.distribution.strategy.scope()
 
-    def set_outcome(self, outcome: str) -> None:
-        """Mark a run that ends early without failing (``"PRUNED"``): the sweep records it so."""
-        self.outcome = outcome
-        self.set_tags(**{"orchestrator.outcome": outcome})
+    def set_outcome(self, outcome: Status | str) -> None:
+        """Mark a run that ends early without failing (``Status.PRUNED``): the sweep records it so.
+
+        The stages after it that change the model are skipped.
+        """
+        self.outcome = Status(outcome)
+        self.set_tags(**{"orchestrator.outcome": self.outcome.value})
 
     def metric_name(self, stage: Stage, keras_name: str) -> str:
         """The name a Keras metric is logged under: ``"<stage>/<keras name>"``."""
@@ -141,3 +161,66 @@ class RunContext:
                 f"the run logged no metric {name!r}. Logged: {choices_text(self.metrics)}.",
             )
         return float(self.metrics[name])
+
+    # -- What a stage kind uses --------------------------------------------------------
+
+    def split(self, name: str | None, key: str) -> Any:
+        """The data split ``name`` (``train``, ``validation``, ``test``); ``key``: the config key naming it.
+
+        Example::
+
+            test = context.split("test", f"stages.{stage.name}.split")
+        """
+        if name not in SPLITS:
+            raise UserError(key, f"must be train, validation or test, got {name!r}.")
+        data = self.data.split(name)
+        if data is None:
+            source = self.cfg.data.get("name")
+            raise UserError(key, f"the data source '{source}' has no {name} split; choose another split.")
+        return data
+
+    def batch_size(self, split: Any, configured: int | None = None) -> int | None:
+        """The batch size Keras gets for ``split``: ``configured`` (else ``trainer.batch_size``) per replica.
+
+        ``None`` for a dataset object, which batches itself. Under ``trainer.strategy``
+        Keras gets the global batch, the size times the replicas.
+        """
+        if not is_in_memory(split):
+            return None
+        return global_batch_size(self, self.cfg.trainer.batch_size if configured is None else configured)
+
+    def steps(self, configured: int | None, split: str | None) -> int | None:
+        """The batches to read from ``split``: ``configured``, else the smaller of the data's
+        one pass (``info["steps"][split]``) and ``trainer.limit_batches``; ``None``: until it ends."""
+        if configured is not None:
+            return configured
+        one_pass = (self.data.info.get("steps") or {}).get(split) if split else None
+        counts = [n for n in (one_pass, self.cfg.trainer.limit_batches) if n is not None]
+        return min(counts) if counts else None
+
+    def fit(self, stage: Stage, train: Any, **arguments: Any) -> int:
+        """``Model.fit`` inside the run: callbacks, checkpoints, epochs across stages and resume.
+
+        See :func:`orchestrator.training.fit` for the arguments; returns the epochs trained.
+
+        Example::
+
+            context.fit(stage, context.split("train", key), epochs=2,
+                        validation_data=context.split("validation", key))
+        """
+        return training.fit(self, stage, train, **arguments)
+
+    def recompile(
+        self, stage: Stage, trainable: dict[str, bool] | None = None, optimizer: Any = None
+    ) -> None:
+        """Freeze or unfreeze layers (``{layer name: bool}``) and/or change the optimizer, then compile again.
+
+        ``optimizer`` is a spec as in the config (``{name: rmsprop, learning_rate: 1e-5}``).
+        Nothing happens when both are ``None``.
+        """
+        key = f"stages.{stage.name}"
+        if trainable:
+            set_trainable(self.model, trainable, f"{key}.trainable")
+        if trainable or optimizer is not None:
+            with self.scope():
+                compile_model(self, optimizer_node=optimizer, optimizer_key=f"{key}.optimizer")

@@ -41,6 +41,7 @@ from typing import Any
 
 from orchestrator.config import strategy_spec
 from orchestrator.errors import UserError
+from orchestrator.quiet_import import import_keras
 
 log = logging.getLogger("orchestrator")
 
@@ -71,20 +72,18 @@ class Distribution:
         return tags
 
 
-#: Strategies created in this process, by ``trainer.strategy`` as JSON. TensorFlow allows one
-#: multi-worker strategy per process, and logical devices cannot change once set up.
-_strategies: dict[str, Any] = {}
-
-
 def distribute(context) -> Distribution | None:
-    """Create (or reuse) the strategy of ``trainer.strategy``; ``None`` when it is null."""
+    """Create the strategy of ``trainer.strategy``; ``None`` when it is null.
+
+    A strategy made for an earlier run of the process (``context.session.strategies``)
+    is used again: TensorFlow allows one multi-worker strategy per process, and
+    logical devices cannot change once set up.
+    """
     spec = strategy_spec(context.cfg.trainer.strategy)
     if spec is None:
         if "TF_CONFIG" in os.environ:
             log.warning("TF_CONFIG is set but trainer.strategy is null: this process trains on its own.")
         return None
-    from orchestrator.quiet_import import import_keras
-
     import_keras()
     import tensorflow as tf
 
@@ -94,15 +93,16 @@ def distribute(context) -> Distribution | None:
 
     name, args = spec
     key = json.dumps([name, args], sort_keys=True, default=str)
-    if key not in _strategies:
+    strategies = context.session.strategies
+    if key not in strategies:
         strategy = context.registries["strategy"].create(name, args, "trainer.strategy", context=context)
         if not isinstance(strategy, tf.distribute.Strategy):
             raise UserError(
                 "trainer.strategy",
                 f"strategy '{name}' returned {type(strategy).__name__}, not a tf.distribute.Strategy.",
             )
-        _strategies[key] = strategy
-    strategy = _strategies[key]
+        strategies[key] = strategy
+    strategy = strategies[key]
     distribution = Distribution(
         strategy=strategy,
         name=name,

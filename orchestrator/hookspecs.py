@@ -254,7 +254,7 @@ def orchestrator_after_run(context, error):
 def orchestrator_before_sweep(sweep):
     """Called once in the main process before the first job of a multirun.
 
-    ``sweep`` is an :class:`~orchestrator.sweep.Sweep`. What a plugin puts in
+    ``sweep`` is an :class:`~orchestrator.sweep.state.Sweep`. What a plugin puts in
     ``sweep.state`` (JSON-serialisable) reaches every job as ``context.sweep.state``,
     whatever launcher runs the jobs. Tracking opens the parent run here.
 

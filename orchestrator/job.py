@@ -9,7 +9,7 @@ how long each stage took, and the process's peak memory.
 
 Example::
 
-    objective = run_job(cfg)   # inside @hydra.main
+    objective = run_job(cfg, Session())   # inside @hydra.main
 """
 
 from __future__ import annotations
@@ -19,9 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from orchestrator.errors import UserError
+from orchestrator.run import execute, prepare
+from orchestrator.session import Session
+from orchestrator.status import Status
+from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
+from orchestrator.sweep.state import current_job
 
 log = logging.getLogger("orchestrator.sweep")
 
@@ -37,8 +43,6 @@ def max_rss_mb() -> float:
 
 def finished_before(sweep) -> dict[str, Any] | None:
     """In a resumed sweep, the journal entry of this job if it finished before the interruption."""
-    from orchestrator.sweep import CARRIED_OVER, read_journal
-
     if not sweep.state.get("resumed_from"):
         return None
     for job in read_journal(sweep.dir):
@@ -47,13 +51,8 @@ def finished_before(sweep) -> dict[str, Any] | None:
     return None
 
 
-def run_job(cfg: DictConfig) -> float | None:
-    """Run the Hydra job of ``cfg``; return its objective."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from orchestrator.run import execute, prepare
-    from orchestrator.sweep import FAILURES, best, current_job, describe, read_journal, record
-
+def run_job(cfg: DictConfig, session: Session) -> float | None:
+    """Run the Hydra job of ``cfg`` in the process's ``session``; return its objective."""
     hydra_cfg = HydraConfig.get()
     sweep = current_job(hydra_cfg)
 
@@ -65,6 +64,7 @@ def run_job(cfg: DictConfig) -> float | None:
             overrides=list(hydra_cfg.overrides.task),
             sweep=sweep,
             root=Path(hydra_cfg.runtime.cwd),
+            session=session,
         )
 
     if sweep is None:
@@ -82,7 +82,7 @@ def run_job(cfg: DictConfig) -> float | None:
         return done["objective"]
     if sweep.fail_fast and any(j["status"] in FAILURES for j in read_journal(sweep.dir)):
         log.warning("Job %d skipped: an earlier job failed and fail_fast is on", sweep.number)
-        record(sweep.dir, {**entry, "status": "SKIPPED", "error": "skipped after a failure (fail_fast)"})
+        record(sweep.dir, {**entry, "status": Status.SKIPPED, "error": "skipped after a failure (fail_fast)"})
         return None
     log.info("Job %d started: %s", sweep.number, " ".join(sweep.overrides) or "no overrides")
     started = time.monotonic()
@@ -90,15 +90,15 @@ def run_job(cfg: DictConfig) -> float | None:
     try:
         context = prepared()
         objective = execute(context)
-        entry.update(status=context.outcome or "FINISHED", objective=objective)
+        entry.update(status=context.outcome or Status.FINISHED, objective=objective)
     except UserError as error:
-        entry.update(status="FAILED", error=str(error))
+        entry.update(status=Status.FAILED, error=str(error))
         log.error("Job %d failed: %s", sweep.number, error)
     except KeyboardInterrupt:
-        record(sweep.dir, {**entry, "status": "KILLED", "error": "interrupted"})
+        record(sweep.dir, {**entry, "status": Status.KILLED, "error": "interrupted"})
         raise
     except Exception as error:
-        entry.update(status="FAILED", error=f"{type(error).__name__}: {error}")
+        entry.update(status=Status.FAILED, error=f"{type(error).__name__}: {error}")
         log.exception("Job %d failed", sweep.number)
     entry["run_id"] = context.run_id if context is not None else None
     entry["seconds"] = round(time.monotonic() - started, 3)

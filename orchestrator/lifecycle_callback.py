@@ -19,14 +19,10 @@ from pathlib import Path
 
 import keras
 
-from orchestrator.resume import (
-    mark_reported,
-    progress,
-    restore_callbacks,
-    save_state,
-    set_metric_variable_values,
-    set_progress,
-)
+from orchestrator.resume.callback_state import progress, restore_callbacks, set_progress
+from orchestrator.resume.generators import set_metric_variable_values
+from orchestrator.resume.point import mark_reported
+from orchestrator.resume.state import save_state
 
 
 class LifecycleCallback(keras.callbacks.Callback):

@@ -101,6 +101,8 @@ def get_plugin_manager() -> PluginManager:
                 f"{type(error).__name__}: {error}. Fix or uninstall it, or block it with "
                 f"{DISABLE_ENV}={ep.name}.",
             ) from error
+        if isinstance(plugin, type):
+            plugin = plugin()  # a plugin class: one instance per manager keeps its state
         _register(pm, plugin, ep.name, _dist_name(ep))
         distributions[ep.name] = _dist_name(ep)
     try:

@@ -34,13 +34,13 @@ NOISE = (
     "computation placer already registered",
 )
 
-_imported = False
-
 
 def import_keras() -> Any:
-    """``import keras`` (and TensorFlow, and a first device query) with the noise filtered."""
-    global _imported
-    if _imported or os.environ.get("ORCHESTRATOR_TF_NOISE") == "1":
+    """``import keras`` (and TensorFlow, and a first device query) with the noise filtered.
+
+    Once Keras is imported (``sys.modules`` knows it) this is a plain ``import keras``.
+    """
+    if "keras" in sys.modules or os.environ.get("ORCHESTRATOR_TF_NOISE") == "1":
         import keras
 
         return keras
@@ -53,7 +53,6 @@ def import_keras() -> Any:
     # the process: leave them out of every later garbage collection, which makes the
     # collection Keras runs between the jobs of a sweep several times cheaper.
     gc.freeze()
-    _imported = True
     return keras
 
 

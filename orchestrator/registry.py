@@ -15,13 +15,14 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import UserError, choices_text, closest, summarize
-from orchestrator.lazy import LazyFactory
+from orchestrator.factories import LazyFactory
 from orchestrator.targets import DEFAULT_ALLOWED, TARGET, check_targets, instantiate_target
 
 #: The plugin kinds, in the order they are listed: registry kind -> registration hook.
@@ -57,6 +58,12 @@ class Entry:
     factory: Callable[..., Any]
     plugin: str
     distribution: str | None
+    #: Stage kinds: whether the stage can change the model (its weights are saved when it ends,
+    #: and a pruned run skips it). ``evaluate`` and ``predict`` say ``False``.
+    changes_model: bool = True
+    #: Stage kinds: what a resumed run calls, as ``(context, stage, **args)``, for a stage that
+    #: ended before the interruption and is skipped (``fit`` re-applies ``trainable`` and ``optimizer``).
+    when_skipped: Callable[..., Any] | None = None
 
     @property
     def origin(self) -> str:
@@ -92,14 +99,26 @@ class Registry:
         finally:
             self._plugin, self._distribution = previous
 
-    def add(self, name: str, factory: Callable[..., Any]) -> None:
-        """Register ``factory`` under ``name``; a name already taken is an error."""
+    def add(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        changes_model: bool = True,
+        when_skipped: Callable[..., Any] | None = None,
+    ) -> None:
+        """Register ``factory`` under ``name``; a name already taken is an error.
+
+        ``changes_model`` and ``when_skipped`` describe a stage kind (see :class:`Entry`)::
+
+            registry.add("evaluate", evaluate, changes_model=False)
+        """
         if not callable(factory):
             raise UserError(
                 f"plugin '{self._plugin}'",
                 f"registered {self.kind} '{name}' with {factory!r}, which is not callable",
             )
-        new = Entry(name, factory, self._plugin, self._distribution)
+        new = Entry(name, factory, self._plugin, self._distribution, changes_model, when_skipped)
         if name in self._entries:
             old = self._entries[name]
             raise DuplicatePluginError(
@@ -108,6 +127,16 @@ class Registry:
                 "Rename one, or block one with ORCHESTRATOR_DISABLE_PLUGINS=<plugin>.",
             )
         self._entries[name] = new
+
+    def restricted(self, allowed_targets: tuple[str, ...]) -> Registry:
+        """This registry's entries, with ``_target_`` entries limited to ``allowed_targets``.
+
+        The copy shares the entries; the registry itself is left as it is, so checking
+        one config never changes what the next one may do.
+        """
+        view = copy.copy(self)
+        view.allowed_targets = tuple(allowed_targets)
+        return view
 
     def names(self) -> list[str]:
         return sorted(self._entries)

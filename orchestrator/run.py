@@ -21,10 +21,19 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from orchestrator.config import named_entries, split_spec, to_python, validate
+from orchestrator.config import named_entries, restricted, split_spec, to_python, validate
 from orchestrator.context import RunContext, Stage
+from orchestrator.data import Data
+from orchestrator.distribute import distribute, worker_files
 from orchestrator.errors import UserError
+from orchestrator.model import build_model, compile_model
 from orchestrator.plugins import get_plugin_manager
+from orchestrator.quiet_import import import_keras
+from orchestrator.resume.index import RunIndex, command_key
+from orchestrator.resume.point import mark_reported, open_run, run_ended, run_started
+from orchestrator.resume.state import restore_model, save_state
+from orchestrator.session import Session
+from orchestrator.status import Status
 
 log = logging.getLogger("orchestrator")
 
@@ -35,9 +44,10 @@ def run(
     experiment: str | None = None,
     overrides: list[str] | None = None,
     sweep: Any = None,
+    session: Session | None = None,
 ) -> float | None:
     """Run every configured stage; return ``objective.metric`` (``None`` if it was not logged)."""
-    return execute(prepare(cfg, output_dir, experiment, overrides, sweep))
+    return execute(prepare(cfg, output_dir, experiment, overrides, sweep, session=session))
 
 
 def prepare(
@@ -47,25 +57,27 @@ def prepare(
     overrides: list[str] | None = None,
     sweep: Any = None,
     root: Path | None = None,
+    session: Session | None = None,
 ) -> RunContext:
     """Check the config against the plugins and make the run's context (nothing heavy yet).
 
     ``root`` is the folder the command runs from; the resume index lives there.
+    ``session`` is what the process keeps between runs (a new one when not given).
     """
-    from orchestrator.resume import RunIndex, command_key
-
     manager = get_plugin_manager()
     validate(cfg, manager.registries)
     overrides = list(overrides or [])
     return RunContext(
         cfg=cfg,
         hook=manager.hook,
-        registries=manager.registries,
+        registries=restricted(cfg, manager.registries),
         output_dir=Path(output_dir),
         experiment=experiment,
         overrides=overrides,
         sweep=sweep,
         index=RunIndex(root or Path.cwd(), command_key(overrides, sweep.id if sweep else None)),
+        stages=configured_stages(cfg),
+        session=session or Session(),
     )
 
 
@@ -75,32 +87,25 @@ def execute(context: RunContext) -> float | None:
     A ``trainer.strategy`` is created first (a multi-worker strategy must come before
     any other use of TensorFlow); the model is built and compiled in its scope.
     """
-    from orchestrator.distribute import distribute, worker_files
-
     context.distribution = distribute(context)
     with worker_files(context):
         return _execute(context)
 
 
 def _execute(context: RunContext) -> float | None:
-    global _runs_in_process
-    from orchestrator import resume
-
     cfg = context.cfg
     error: BaseException | None = None
     try:
-        resume.open_run(context)
+        open_run(context)
         context.hook.orchestrator_before_run(context=context)
-        resume.run_started(context)
+        run_started(context)
         if context.distribution is not None:
             context.set_tags(**context.distribution.tags())
-        if _runs_in_process:
+        if context.session.runs:
             forget_previous_run()
-        _runs_in_process += 1
+        context.session.runs += 1
         seed_everything(cfg.seed, cfg.deterministic)
         context.data = load_data(context)
-        from orchestrator.model import build_model, compile_model
-
         with context.scope():
             context.model = build_model(context)
             compile_model(context)
@@ -116,11 +121,7 @@ def _execute(context: RunContext) -> float | None:
         try:
             context.hook.orchestrator_after_run(context=context, error=error)
         finally:
-            resume.run_ended(context, error)
-
-
-#: How many runs this process has started: from the second on, Keras state is cleared first.
-_runs_in_process = 0
+            run_ended(context, error)
 
 
 def forget_previous_run() -> None:
@@ -135,8 +136,6 @@ def forget_previous_run() -> None:
 
 def seed_everything(seed: int | None, deterministic: bool) -> None:
     """Seed Python, NumPy and TensorFlow as ``keras.utils.set_random_seed`` does."""
-    from orchestrator.quiet_import import import_keras
-
     keras = import_keras()
 
     if seed is not None:
@@ -154,12 +153,10 @@ def load_data(context: RunContext):
     give the same arrays) is kept for the next job of an in-process sweep with the
     same ``data`` config, so a sweep over learning rates reads the files once.
     """
-    from orchestrator.data import Data
-
-    global _reusable_data
+    session = context.session
     key = json.dumps(to_python(context.cfg.data), sort_keys=True, default=str)
-    if _reusable_data is not None and _reusable_data[0] == key:
-        data = _reusable_data[1]
+    if session.reusable_data is not None and session.reusable_data[0] == key:
+        data = session.reusable_data[1]
         log.info("Data: reusing the %s data of the previous job", data.info.get("source"))
     else:
         name, args = split_spec(context.cfg.data, "data")
@@ -168,16 +165,12 @@ def load_data(context: RunContext):
             raise UserError(
                 "data.name", f"data source '{name}' returned {type(data).__name__}, not orchestrator.Data."
             )
-        _reusable_data = (key, data) if data.info.get("reusable") else None
+        session.reusable_data = (key, data) if data.info.get("reusable") else None
     tags = {"data_source": data.info.get("source", context.cfg.data.get("name"))}
     if "formats" in data.info:
         tags["data.format"] = "+".join(data.info["formats"])
     context.set_tags(**tags)
     return data
-
-
-#: ``(data config as JSON, Data)`` of the last job, when its source said it may be reused.
-_reusable_data: tuple[str, Any] | None = None
 
 
 def configured_stages(cfg: DictConfig) -> list[Stage]:
@@ -190,30 +183,34 @@ def configured_stages(cfg: DictConfig) -> list[Stage]:
 
 
 def run_stages(context: RunContext) -> None:
-    """Run the configured stages in order; a resumed run skips those that ended.
+    """Run the configured stages in order.
 
-    A skipped fit stage still applies its ``trainable`` and ``optimizer``
-    settings, so the model reaches the next stage as it did the first time.
+    A resumed run skips the stages that ended before the interruption (calling
+    their kind's ``when_skipped``, so the model reaches the next stage as it did
+    the first time); a pruned run skips the stages that would change the model.
     """
-    from orchestrator.resume import restore_model
-    from orchestrator.stages import configure_fit
-
+    stages = context.registries["stage"]
     resume = context.resume
-    for stage in configured_stages(context.cfg):
+    for stage in context.stages:
+        entry = stages.get(stage.kind, f"stages.{stage.name}")
         if resume is not None and stage.index < resume.stages_done:
             log.info("Stage %s (%s): done before the interruption", stage.name, stage.kind)
-            if stage.kind == "fit":
-                configure_fit(context, stage, **stage.args)
+            if entry.when_skipped is not None:
+                entry.when_skipped(context, stage, **stage.args)
+            continue
+        if context.outcome == Status.PRUNED and entry.changes_model:
+            log.info("Stage %s skipped: the run was pruned", stage.name)
             continue
         if resume is not None and not resume.continues(stage):
             restore_model(context)
-        run_stage(context, stage)
+        run_stage(context, stage, saves_weights=entry.changes_model)
 
 
-def run_stage(context: RunContext, stage: Stage) -> None:
-    """Run one stage between its ``before_stage`` and ``after_stage`` hooks, then save the resume state."""
-    from orchestrator.resume import READ_ONLY_STAGES, mark_reported, save_state
+def run_stage(context: RunContext, stage: Stage, saves_weights: bool = True) -> None:
+    """Run one stage between its ``before_stage`` and ``after_stage`` hooks, then save the resume state.
 
+    A stage that can change the model leaves its weights in ``resume/`` for a resumed run.
+    """
     log.info("Stage %s (%s)", stage.name, stage.kind)
     context.hook.orchestrator_before_stage(context=context, stage=stage)
     registry = context.registries["stage"]
@@ -230,7 +227,7 @@ def run_stage(context: RunContext, stage: Stage) -> None:
         context.hook.orchestrator_after_stage(context=context, stage=stage, metrics=named)
         mark_reported(context, stage=stage.index)
     weights = None
-    if stage.kind not in READ_ONLY_STAGES:
+    if saves_weights:
         weights = context.output_dir / "resume" / f"after-{stage.index}-{stage.name}.keras"
         weights.parent.mkdir(parents=True, exist_ok=True)
         context.model.save(weights)

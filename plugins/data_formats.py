@@ -43,11 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator import hookimpl
-from orchestrator.arrays import is_in_memory, length, unpack
-from orchestrator.config import split_spec
-from orchestrator.data import Data
-from orchestrator.errors import UserError
+from orchestrator import Data, UserError, hookimpl, is_in_memory, length, split_spec, unpack
 
 log = logging.getLogger("orchestrator.data")
 

@@ -29,9 +29,7 @@ their module first (:func:`custom_objects` does it and returns them by name)::
 
 from __future__ import annotations
 
-from orchestrator import hookimpl
-from orchestrator.data import model_dimensions
-from orchestrator.errors import UserError
+from orchestrator import UserError, hookimpl, model_dimensions
 
 # -- Losses ------------------------------------------------------------------------------
 
@@ -107,7 +105,7 @@ def endpoint_random(
     """
     import numpy as np
 
-    from orchestrator.data import Data
+    from orchestrator import Data
 
     minimums = {
         "train_size": (train_size, 1),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.errors import UserError
+from orchestrator import UserError
 
 
 def read_idx(path: Path | str, key: str = "data.path"):

@@ -14,8 +14,7 @@ are in :mod:`orchestrator_plugins.file_callbacks`, which places relative paths i
 the run's output folder.
 """
 
-from orchestrator import hookimpl
-from orchestrator.lazy import lazy
+from orchestrator import hookimpl, lazy
 
 OPTIMIZERS = {
     "adadelta": "Adadelta",
@@ -164,7 +163,7 @@ def keras_file(path: str, safe_mode: bool = True):
 
     import keras
 
-    from orchestrator.errors import UserError
+    from orchestrator import UserError
 
     if not Path(path).is_file():
         raise UserError("model.path", f"no file {path}; give the path of a .keras file.")

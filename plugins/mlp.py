@@ -12,9 +12,7 @@ Config::
     model: {name: mlp, hidden_units: [64, 64], activation: relu}
 """
 
-from orchestrator import hookimpl
-from orchestrator.data import model_dimensions
-from orchestrator.errors import UserError
+from orchestrator import UserError, hookimpl, model_dimensions
 
 
 def mlp(

@@ -31,9 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator import hookimpl
-from orchestrator.data import Data
-from orchestrator.errors import UserError
+from orchestrator import Data, UserError, hookimpl
 
 log = logging.getLogger("orchestrator.data")
 

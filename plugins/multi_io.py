@@ -35,8 +35,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from orchestrator import hookimpl
-from orchestrator.errors import UserError
+from orchestrator import UserError, hookimpl
 
 #: The guide's names; the data source's dict keys must match the model's.
 IMAGE_INPUT = "img_input"

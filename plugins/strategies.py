@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import hookimpl
-from orchestrator.errors import UserError
+from orchestrator import UserError, hookimpl
 
 #: ``mirrored``'s ``cross_device_ops`` -> the ``tf.distribute`` class that sums gradients.
 CROSS_DEVICE_OPS = {

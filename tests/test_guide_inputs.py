@@ -263,7 +263,7 @@ def test_generator_is_endless_reshuffled_per_pass_and_fresh_per_stage(tmp_path):
 
 
 def test_stages_read_one_pass_of_an_endless_split_from_the_data(tmp_path):
-    from orchestrator.stages import _steps
+    from orchestrator_plugins.stages import _steps
 
     context = make_context(tmp_path)
     context.data = load(

@@ -138,7 +138,7 @@ def test_validation_split_holds_out_the_last_fraction_of_the_training_arrays(wor
 
 def test_validation_split_is_refused_for_inputs_that_cannot_be_indexed():
     from orchestrator.errors import UserError
-    from orchestrator.stages import _check_validation_split
+    from orchestrator_plugins.stages import _check_validation_split
 
     def batches():
         yield None

@@ -112,7 +112,7 @@ def test_parallel_optuna_trials_are_child_runs_and_the_parent_names_the_best(wor
 @pytest.mark.slow
 def test_a_trial_worse_than_the_median_is_pruned_and_tracked_as_pruned(workdir):
     """Trial 0 learns (rate 3e-3); trial 1 cannot (rate 1e-9): the median rule must prune it at epoch 0."""
-    from orchestrator.sweep import read_journal
+    from orchestrator.sweep.journal import read_journal
 
     sweep_dir = workdir / "sweep"
     result = run_cli(

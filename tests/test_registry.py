@@ -3,7 +3,7 @@
 import pytest
 
 from orchestrator.errors import UserError
-from orchestrator.lazy import lazy
+from orchestrator.factories import lazy
 from orchestrator.registry import DuplicatePluginError, Registry, UnknownPluginError
 
 

@@ -245,7 +245,7 @@ def test_a_sweep_on_a_running_ray_cluster_keeps_the_parent_and_child_runs(workdi
 
 
 def test_jobs_that_cannot_read_the_sweep_folder_get_its_state_from_the_environment(tmp_path, monkeypatch):
-    from orchestrator.sweep import STATE, STATE_ENV, read_state
+    from orchestrator.sweep.state import STATE, STATE_ENV, read_state
 
     monkeypatch.setenv(STATE_ENV, json.dumps({"mlflow.parent_run_id": "abc"}))
     assert read_state(tmp_path)["mlflow.parent_run_id"] == "abc"

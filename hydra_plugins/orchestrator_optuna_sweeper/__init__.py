@@ -31,6 +31,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
+from orchestrator.status import Status
+from orchestrator.sweep.journal import FAILURES, read_journal
+from orchestrator.sweep.state import read_state
+
 log = logging.getLogger("orchestrator.optuna")
 
 
@@ -144,8 +148,6 @@ class OrchestratorOptunaSweeper(Sweeper):
             raise _study.SweeperConfigError(
                 "hydra/sweeper=orchestrator_optuna", "needs Optuna: pip install 'optuna>=4'."
             ) from None
-        from orchestrator.sweep import read_state
-
         config = self.config
         assert config is not None
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
@@ -240,8 +242,6 @@ class OrchestratorOptunaSweeper(Sweeper):
         import optuna
         from hydra.core.utils import JobStatus
 
-        from orchestrator.sweep import read_journal
-
         State = optuna.trial.TrialState
         journal = {entry["number"]: entry for entry in read_journal(sweep_dir)}
         for offset, (trial, result) in enumerate(zip(trials, results, strict=True)):
@@ -251,15 +251,19 @@ class OrchestratorOptunaSweeper(Sweeper):
                 trial.set_user_attr("mlflow.run_id", entry["run_id"])
             status = entry.get("status")
             value = _number(result.return_value) if result.status == JobStatus.COMPLETED else None
-            if value is None and status in (None, "FINISHED"):
+            if value is None and status in (None, Status.FINISHED):
                 value = _number(entry.get("objective"))
-            if status == "PRUNED":
+            if status == Status.PRUNED:
                 study.tell(trial, state=State.PRUNED)
-            elif status in (None, "FINISHED") and result.status == JobStatus.COMPLETED and value is not None:
+            elif (
+                status in (None, Status.FINISHED)
+                and result.status == JobStatus.COMPLETED
+                and value is not None
+            ):
                 study.tell(trial, value)
             else:
                 why = entry.get("error") or (
-                    "no objective (objective.metric not logged)" if status == "FINISHED" else status
+                    "no objective (objective.metric not logged)" if status == Status.FINISHED else status
                 )
                 log.warning("Trial %d (job %d) failed: %s", trial.number, number, why or "job failed")
                 study.tell(trial, state=State.FAIL)
@@ -282,8 +286,6 @@ class OrchestratorOptunaSweeper(Sweeper):
 
     def _stop_after_failure(self, sweep_dir: Path) -> bool:
         """With ``hydra.callbacks.orchestrator.fail_fast``, no new trials once a job failed."""
-        from orchestrator.sweep import FAILURES, read_journal
-
         assert self.config is not None
         callback = self.config.hydra.callbacks.get("orchestrator") or {}
         if not callback.get("fail_fast", False):

@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from orchestrator.arrays import length, unpack
+from orchestrator import length, unpack
 
 
 def parts(split: Any) -> tuple[Any, ...]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.data import Data
+from orchestrator import Data
 
 
 def build_multi_io(

@@ -25,8 +25,8 @@ run id, overrides and objective.
 
 The training process never imports MLflow and never waits for it: each call
 appends a record to the run's spool (``<output folder>/mlflow-spool``) and a
-tracking worker process delivers it (:mod:`orchestrator.run_log`,
-:mod:`orchestrator.tracking_worker`). The worker starts with the run and imports
+tracking worker process delivers it (:mod:`orchestrator.tracking.client`,
+:mod:`orchestrator.tracking.worker`). The worker starts with the run and imports
 MLflow and opens the store while the training process imports TensorFlow. At
 the end of a run the tracker waits up to ``tracking.delivery_timeout`` seconds
 for the worker; what MLflow has not taken by then stays in the spool, and
@@ -48,9 +48,11 @@ from omegaconf import OmegaConf
 from orchestrator import hookimpl
 from orchestrator.config import flatten, masked
 from orchestrator.errors import UserError
-from orchestrator.mlflow_store import RETRY_SECONDS
-from orchestrator.run_log import RunLog, WorkerProcess
-from orchestrator.spool import FOLDER as SPOOL_FOLDER
+from orchestrator.status import Status
+from orchestrator.sweep.journal import FAILURES, best
+from orchestrator.tracking.client import RunLog, WorkerProcess
+from orchestrator.tracking.spool import FOLDER as SPOOL_FOLDER
+from orchestrator.tracking.store import RETRY_SECONDS
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -83,13 +85,25 @@ def experiment_name(configured: str | None, preset: str | None) -> str:
     return configured or preset or "default"
 
 
+#: Where a run's (and a sweep's) :class:`RunLog` is kept: ``context.stash`` and ``sweep.stash``.
+RUN_LOG = "mlflow.run_log"
+
+
+def run_log_of(holder) -> RunLog | None:
+    """The :class:`~orchestrator.tracking.client.RunLog` of a run context or a sweep (``None``: untracked)."""
+    return holder.stash.get(RUN_LOG)
+
+
 class MlflowTracker:
-    """Records one run per job and one parent run per sweep (see the module docstring)."""
+    """Records one run per job and one parent run per sweep (see the module docstring).
+
+    The plugin manager makes one tracker (the entry point names the class); it
+    keeps the tracking workers of its process, one per store. Each run's record
+    lives in ``context.stash``, each sweep's in ``sweep.stash``.
+    """
 
     def __init__(self):
         self.workers: dict[str, WorkerProcess] = {}
-        self.runs: dict[int, RunLog] = {}
-        self.run_log: RunLog | None = None
 
     def _worker(self, uri: str) -> WorkerProcess:
         """One tracking worker per store and process: the store is opened (and migrated) once."""
@@ -106,16 +120,11 @@ class MlflowTracker:
             worker.close()
         self.workers.clear()
 
-    def run_log_of(self, context) -> RunLog | None:
-        """The :class:`~orchestrator.run_log.RunLog` of the running job (``None`` without tracking)."""
-        return self.runs.get(id(context))
-
     # -- a job -------------------------------------------------------------------
 
     @hookimpl
     def orchestrator_before_run(self, context):
         settings = context.cfg.tracking
-        self.run_log = None
         if not settings.enabled:
             return
         if not context.chief:
@@ -140,11 +149,11 @@ class MlflowTracker:
         context.tracking_uri = uri
         resume = context.resume
         reopened = resume.run_id if resume is not None else None
-        self.run_log = self._start_run(context, uri, name, tags, run_id=reopened)
+        run_log = self._start_run(context, uri, name, tags, run_id=reopened)
         if resume is not None:
-            self.run_log.set_tags({"orchestrator.resumed": str(resume.count)})
-        self.run_log.log_params(flatten(masked(context.cfg)))
-        self._log_config(context, self.run_log)
+            run_log.set_tags({"orchestrator.resumed": str(resume.count)})
+        run_log.log_params(flatten(masked(context.cfg)))
+        self._log_config(context, run_log)
 
     def _start_run(
         self, context, uri: str, experiment: str, tags: dict[str, str], run_id: str | None = None
@@ -157,61 +166,59 @@ class MlflowTracker:
         run_log = RunLog(self._worker(uri), Path(context.output_dir) / SPOOL_FOLDER)
         run_log.on_run = lambda run_id: setattr(context, "run_id", run_id)
         run_log.start(experiment, tags, run_id=run_id)
-        self.runs[id(context)] = run_log
+        context.stash[RUN_LOG] = run_log
         return run_log
 
     @hookimpl
     def orchestrator_after_epoch(self, context, stage, epoch, metrics, checkpoint):
-        if self.run_log is None:
+        run_log = run_log_of(context)
+        if run_log is None:
             return
-        self.run_log.log_metrics(metrics, step=epoch)
+        run_log.log_metrics(metrics, step=epoch)
         if checkpoint is not None and context.cfg.tracking.log_checkpoints:
-            self.run_log.log_artifact(checkpoint, "checkpoints")
+            run_log.log_artifact(checkpoint, "checkpoints")
 
     @hookimpl
     def orchestrator_after_stage(self, context, stage, metrics):
-        if self.run_log is not None and metrics:
-            self.run_log.log_metrics(metrics, step=context.epochs_done)
+        run_log = run_log_of(context)
+        if run_log is not None and metrics:
+            run_log.log_metrics(metrics, step=context.epochs_done)
 
     @hookimpl
     def orchestrator_on_tags(self, context, tags):
-        if self.run_log is not None:
-            self.run_log.set_tags(tags)
+        run_log = run_log_of(context)
+        if run_log is not None:
+            run_log.set_tags(tags)
 
     @hookimpl
     def orchestrator_on_artifact(self, context, path, artifact_path):
-        if self.run_log is None:
+        run_log = run_log_of(context)
+        if run_log is None:
             return
         if artifact_path == "model" and not context.cfg.tracking.log_model:
             return
-        self.run_log.log_artifact(path, artifact_path)
+        run_log.log_artifact(path, artifact_path)
 
     @hookimpl
     def orchestrator_after_run(self, context, error):
-        run_log = self.run_log
+        run_log = run_log_of(context)
         if run_log is None:
             return
-        status = "FINISHED"
+        status = Status.of_error(error)
         if context.objective_value is not None:
             run_log.log_metrics({"objective": context.objective_value}, step=context.epochs_done)
         if error is not None:
-            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
             self._log_error(context, run_log, error)
         run_log.end(status)
         delivered = run_log.wait(timeout=float(context.cfg.tracking.get("delivery_timeout", 60)))
         context.run_id = run_log.run_id
-        self.run_log = None
         if not delivered:
             log.warning("%s", undelivered_message(run_log, context.cfg.tracking.get("delivery_timeout", 60)))
-        elif status == "FINISHED" or context.sweep is not None:
+        elif status == Status.FINISHED or context.sweep is not None:
             log.info("MLflow run %s ended %s.", run_log.run_id, status)
         else:
             hint = review_hint(context.tracking_uri, run_log.experiment_id, run_log.run_id)
             log.info("MLflow run %s ended %s. %s", run_log.run_id, status, hint)
-
-    @hookimpl(trylast=True, specname="orchestrator_after_run")
-    def forget_run(self, context, error):
-        self.runs.pop(id(context), None)
 
     # -- a sweep -----------------------------------------------------------------
 
@@ -225,7 +232,7 @@ class MlflowTracker:
             parent = RunLog(self._worker(sweep.state["mlflow.tracking_uri"]), Path(sweep.dir) / SPOOL_FOLDER)
             experiment = experiment_name(settings.experiment_name, sweep.experiment)
             parent.start(experiment, {}, run_id=run_id, announce=False)
-            self.runs[id(sweep)] = parent
+            sweep.stash[RUN_LOG] = parent
             log.info("MLflow parent run %s continues for sweep %s", run_id, sweep.id)
             return
         uri = tracking_uri(settings.uri)
@@ -253,7 +260,7 @@ class MlflowTracker:
                 f"the MLflow store at {uri} did not answer within {RETRY_SECONDS:.0f} s "
                 f"({parent.worker.problem or 'no answer'}); the sweep's parent run cannot be created.",
             )
-        self.runs[id(sweep)] = parent
+        sweep.stash[RUN_LOG] = parent
         sweep.state.update(
             {
                 "mlflow.parent_run_id": parent.run_id,
@@ -265,13 +272,11 @@ class MlflowTracker:
 
     @hookimpl
     def orchestrator_after_sweep(self, sweep, jobs, report):
-        parent = self.runs.pop(id(sweep), None)
+        parent = sweep.stash.pop(RUN_LOG, None)
         if parent is None:
             return
         for path in report.values():
             parent.log_artifact(path, "sweep")
-        from orchestrator.sweep import best
-
         top = best(jobs, sweep.direction)
         if top is not None:
             parent.log_metrics({"best_objective": float(top["objective"])}, step=0)
@@ -284,10 +289,8 @@ class MlflowTracker:
             )
         counts = {status: sum(j["status"] == status for j in jobs) for status in {j["status"] for j in jobs}}
         parent.log_metrics({f"jobs_{status.lower()}": count for status, count in counts.items()}, step=0)
-        from orchestrator.sweep import FAILURES
-
         failed = not sweep.completed or any(j["status"] in FAILURES for j in jobs)
-        parent.end("FAILED" if failed else "FINISHED")
+        parent.end(Status.FAILED if failed else Status.FINISHED)
         timeout = float(sweep.cfg.tracking.get("delivery_timeout", 60))
         if not parent.wait(timeout=timeout):
             log.warning("%s", undelivered_message(parent, timeout))
@@ -343,6 +346,3 @@ def _git_tags() -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"git.commit": commit} if commit else {}
-
-
-tracker = MlflowTracker()

@@ -1,7 +1,7 @@
 """The review plots: learning curves and a confusion matrix, drawn with matplotlib's Agg.
 
-Used by :mod:`orchestrator_plugins.mlflow_review` (in the training process,
-which computes the predicted labels) and :mod:`orchestrator_plugins.mlflow_review_worker`
+Used by :mod:`orchestrator.tracking.review` (in the training process,
+which computes the predicted labels) and :mod:`orchestrator.tracking.review_worker`
 (in the tracking worker, which draws). The drawing functions take plain data
 (metrics by epoch, label arrays) and return a figure, or ``None`` (with a log
 line) when there is nothing to draw.

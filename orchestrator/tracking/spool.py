@@ -4,11 +4,11 @@ Every metric, param, tag, artifact and the run's start and end become one JSON
 line of ``<output folder>/mlflow-spool/records.jsonl``, written (and flushed to the
 operating system) before the logging call returns, so that a crash of the
 training process loses nothing. The tracking worker
-(:mod:`orchestrator.tracking_worker`) delivers the records in order and notes
+(:mod:`orchestrator.tracking.worker`) delivers the records in order and notes
 how far it got in ``state.json`` (with the run's id once MLflow gave one); when
 every record is delivered and the run has ended, the folder is removed. A folder
 that is left holds what is still to deliver: ``python -m orchestrator sync
-<folder>`` delivers it (:mod:`orchestrator.sync`).
+<folder>`` delivers it (:mod:`orchestrator.tracking.sync`).
 
 Example::
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from orchestrator.errors import UserError
+from orchestrator import Status, UserError
 
 log = logging.getLogger("orchestrator.optuna")
 
@@ -69,4 +69,4 @@ class OptunaPruningCallback(keras.callbacks.Callback):
                 value,
             )
             self.model.stop_training = True
-            self.context.set_outcome("PRUNED")
+            self.context.set_outcome(Status.PRUNED)

@@ -6,7 +6,7 @@ while plugins load, which would make ``--help`` and config validation slow. A
 
 Example::
 
-    from orchestrator.lazy import lazy
+    from orchestrator.factories import lazy
 
     registry.add("huber", lazy("keras.losses.Huber"))
     registry.get("huber").factory(delta=2.0)   # imports keras here

@@ -12,7 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from orchestrator.sweep import Sweep, best
+from orchestrator.sweep.journal import best
+from orchestrator.sweep.state import Sweep
 
 log = logging.getLogger("orchestrator.sweep")
 

@@ -3,7 +3,7 @@
 When a job is a trial of the orchestrator's Optuna sweeper (its sweep folder
 holds ``optuna-sweep.json`` naming the job's trial), the fit stage that logs
 the pruning metric (``hydra.sweeper.pruning_metric``, ``<stage>/<Keras name>``)
-gets an :class:`~orchestrator_plugins.keras_guide.optuna_pruning.OptunaPruningCallback`:
+gets an :class:`~hydra_plugins.orchestrator_optuna_sweeper._keras_pruning.OptunaPruningCallback`:
 after every epoch it reports the metric to the trial (step = epoch) and, when
 the pruner says so, stops training and marks the run ``PRUNED``. The run then
 ends normally: later stages run, MLflow tags it ``orchestrator.outcome=PRUNED``,
@@ -22,13 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import hookimpl
+from orchestrator import Status, hookimpl
 
-#: The outcome a pruned run ends with (``context.set_outcome``).
-PRUNED = "PRUNED"
-
-#: Trials already loaded in this process, by (sweep folder, job number).
-_trials: dict[tuple[str, int], Any] = {}
+#: Where the run keeps its loaded trial: ``context.stash``.
+TRIAL = "optuna.trial"
 
 
 def trial_info(context) -> dict[str, Any] | None:
@@ -76,18 +73,17 @@ def orchestrator_fit_callbacks(context, stage):
     info = trial_info(context)
     if info is None:
         return None
-    from orchestrator_plugins.keras_guide.optuna_pruning import OptunaPruningCallback
+    from hydra_plugins.orchestrator_optuna_sweeper._keras_pruning import OptunaPruningCallback
 
     if "optuna.trial" not in context.tags:
         context.set_tags(**{"optuna.study": info["study_name"], "optuna.trial": info["trial"]})
-    if context.outcome == PRUNED:  # a later fit stage of a pruned trial stops after one batch
+    if context.outcome == Status.PRUNED:  # a later fit stage of a pruned trial stops after one batch
         return [OptunaPruningCallback(context, stage, trial=None, metric=None)]
     metric = info.get("pruning_metric")
     if not metric or metric.partition("/")[0] != stage.name:
         return None
-    key = (str(context.sweep.dir), int(context.sweep.number))
-    if key not in _trials:
+    if TRIAL not in context.stash:
         from hydra_plugins.orchestrator_optuna_sweeper._study import load_trial
 
-        _trials[key] = load_trial(info)
-    return [OptunaPruningCallback(context, stage, trial=_trials[key], metric=metric)]
+        context.stash[TRIAL] = load_trial(info)
+    return [OptunaPruningCallback(context, stage, trial=context.stash[TRIAL], metric=metric)]

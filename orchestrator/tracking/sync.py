@@ -5,7 +5,7 @@ its wait keeps what it logged in ``<output folder>/mlflow-spool``, and says so.
 This command finds every such folder at or under the given folders (default:
 the current one), delivers each to the tracking URI it was meant for (or
 ``--tracking-uri``), in order, with the same code as the tracking worker
-(:mod:`orchestrator.delivery`), and removes it once delivered. Delivering again
+(:mod:`orchestrator.tracking.delivery`), and removes it once delivered. Delivering again
 what MLflow already has changes nothing, so it is safe to run it twice.
 
     python -m orchestrator sync outputs/2024-05-01/12-00-00
@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from orchestrator.spool import FOLDER, Spool, find_spools
+from orchestrator.tracking.spool import FOLDER, Spool, find_spools
 
 
 def main(argv: list[str]) -> int:
@@ -39,8 +39,8 @@ def main(argv: list[str]) -> int:
         where = ", ".join(str(folder) for folder in options.folders)
         print(f"Nothing to deliver: no {FOLDER} folder at or under {where}.")
         return 0
-    from orchestrator.delivery import Delivery, Outage
-    from orchestrator.mlflow_store import open_client
+    from orchestrator.tracking.delivery import Delivery, Outage
+    from orchestrator.tracking.store import open_client
 
     clients: dict[str, object] = {}
     left = 0

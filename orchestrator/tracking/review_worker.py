@@ -1,6 +1,6 @@
 """The review's MLflow work, done in the tracking worker: plots and the MLflow model of a finished run.
 
-:mod:`orchestrator_plugins.mlflow_review` (in the training process) computes what
+:mod:`orchestrator.tracking.review` (in the training process) computes what
 needs Keras (the predicted test labels, the model's output on the input
 example) and hands the rest to :func:`learning_curves`, :func:`confusion_matrix`
 and :func:`mlflow_model` through the run's spool, so
@@ -29,8 +29,8 @@ from typing import Any
 import matplotlib.figure  # noqa: F401  (preloaded: imported here, while the worker is idle)
 import mlflow.models  # noqa: F401
 
-from orchestrator.mlflow_store import is_transient
-from orchestrator_plugins import review_plots as plots
+from orchestrator.tracking import review_plots as plots
+from orchestrator.tracking.store import is_transient
 
 log = logging.getLogger("orchestrator.review")
 

@@ -22,7 +22,7 @@ logged as always), since they would cost about a second a job;
 This process does only what needs Keras: the predicted test labels and the
 model's output on the input example, saved next to the run's spool. The
 drawing and the MLflow model are the tracking worker's
-(:mod:`orchestrator_plugins.mlflow_review_worker`), which builds the model from
+(:mod:`orchestrator.tracking.review_worker`), which builds the model from
 the ``model.keras`` the run already saved. Without tracking, the plots are drawn
 here. The work is handed over before the tracker ends the run: this plugin's
 ``orchestrator_after_run`` is ``tryfirst``, the summary ``trylast``. Keras and
@@ -41,12 +41,12 @@ from typing import Any
 
 from orchestrator import hookimpl
 from orchestrator.arrays import is_in_memory, take, unpack
-from orchestrator.tracking import review_hint, tracker
+from orchestrator.tracking.tracker import review_hint, run_log_of
 
 log = logging.getLogger("orchestrator.review")
 
 #: The module whose functions the tracking worker runs for this plugin.
-WORKER = "orchestrator_plugins.mlflow_review_worker"
+WORKER = "orchestrator.tracking.review_worker"
 #: Test samples saved as the model's input example.
 EXAMPLE_SAMPLES = 5
 
@@ -62,18 +62,18 @@ class _Review:
     sample: tuple[Any] | None = None
 
 
-#: The run being reviewed, per context (one at a time per process, but keyed to be safe).
-_reviews: dict[int, _Review] = {}
+#: Where the run's review is kept: ``context.stash``.
+REVIEW = "mlflow_review"
 
 
 def _review(context) -> _Review:
-    return _reviews.setdefault(id(context), _Review())
+    return context.stash.setdefault(REVIEW, _Review())
 
 
 @hookimpl(trylast=True)
 def orchestrator_before_run(context):
-    _reviews[id(context)] = _Review()
-    run_log = tracker.run_log_of(context)
+    context.stash[REVIEW] = _Review()
+    run_log = run_log_of(context)
     if run_log is not None and (context.sweep is None or context.cfg.tracking.review_in_sweeps):
         run_log.worker.preload(WORKER)
 
@@ -92,7 +92,7 @@ def orchestrator_after_stage(context, stage, metrics):
         review.results.update({k: v for k, v in metrics.items() if not k.startswith("time/")})
     if stage.kind == "fit" and _reviewed(context) and not _fit_stages_after(context, stage):
         # The last fit stage: the model is final, and the worker draws while the later stages run.
-        if tracker.run_log_of(context) is None:
+        if run_log_of(context) is None:
             return
         try:
             _hand_over(context, review, "learning_curves", history=_history(review))
@@ -107,7 +107,7 @@ def orchestrator_on_artifact(context, path, artifact_path):
     if artifact_path != "model" or Path(path).name != "model.keras" or not _reviewed(context):
         return
     review = _review(context)
-    run_log = tracker.run_log_of(context)
+    run_log = run_log_of(context)
     if run_log is None:
         return
     try:
@@ -129,9 +129,9 @@ def orchestrator_after_run(context, error):
         return
     review = _review(context)
     try:
-        from orchestrator_plugins.review_plots import confusion_labels
+        from orchestrator.tracking.review_plots import confusion_labels
 
-        run_log = tracker.run_log_of(context)
+        run_log = run_log_of(context)
         if run_log is None:
             _draw_here(context, review, confusion_labels(context, _test_sample(context, review)))
             return
@@ -145,11 +145,11 @@ def orchestrator_after_run(context, error):
 
 def _hand_over_confusion(context, review: _Review) -> None:
     """Predict the test sample's labels here; the worker draws the matrix."""
-    from orchestrator_plugins.review_plots import confusion_labels
+    from orchestrator.tracking.review_plots import confusion_labels
 
     confusion = confusion_labels(context, _test_sample(context, review))
     review.calls.setdefault("confusion_matrix", -1)  # tried once, drawn or not
-    run_log = tracker.run_log_of(context)
+    run_log = run_log_of(context)
     if confusion is None or run_log is None:
         return
     import numpy as np
@@ -168,9 +168,7 @@ def _reviewed(context) -> bool:
 
 
 def _fit_stages_after(context, stage) -> bool:
-    from orchestrator.run import configured_stages
-
-    return any(later.kind == "fit" for later in configured_stages(context.cfg)[stage.index + 1 :])
+    return any(later.kind == "fit" for later in context.stages[stage.index + 1 :])
 
 
 def _history(review: _Review) -> dict[str, dict[str, float]]:
@@ -181,7 +179,7 @@ def _history(review: _Review) -> dict[str, dict[str, float]]:
 
 def _hand_over(context, review: _Review, what: str, **kwargs) -> None:
     """Ask the tracking worker to run ``mlflow_review_worker.<what>`` on the run; note the call."""
-    run_log = tracker.run_log_of(context)
+    run_log = run_log_of(context)
     if run_log is None:
         return
     review.run_log = run_log
@@ -192,7 +190,7 @@ def _hand_over(context, review: _Review, what: str, **kwargs) -> None:
 
 def _draw_here(context, review: _Review, confusion) -> None:
     """Without tracking: the plots, drawn in this process, in the output folder."""
-    from orchestrator_plugins.review_plots import confusion_matrix, learning_curves
+    from orchestrator.tracking.review_plots import confusion_matrix, learning_curves
 
     title = context.experiment or "run"
     figures = {
@@ -217,7 +215,7 @@ def _draw_here(context, review: _Review, confusion) -> None:
 @hookimpl(specname="orchestrator_after_run", trylast=True)
 def summarize(context, error):
     """The last lines of a run: test metrics, run id, and where to review it."""
-    review = _reviews.pop(id(context), None)
+    review = context.stash.pop(REVIEW, None)
     if error is not None or review is None or context.sweep is not None or not context.chief:
         return
     seconds = time.monotonic() - review.started
@@ -260,7 +258,7 @@ def review_results(review: _Review) -> tuple[str | None, list[str]]:
 
 def _test_sample(context, review: _Review):
     """The test samples and the model's outputs on them (computed once, for the example and the matrix)."""
-    from orchestrator_plugins.review_plots import test_sample
+    from orchestrator.tracking.review_plots import test_sample
 
     if review.sample is None:
         trained = context.model
@@ -315,7 +313,7 @@ def _save_example(context, review: _Review, file: Path) -> str | None:
     """The first test (else validation, else train) samples and the model's output on them, as ``.npz``."""
     import numpy as np
 
-    from orchestrator_plugins.review_plots import model_outputs
+    from orchestrator.tracking.review_plots import model_outputs
 
     data = context.data
     split = next((s for s in (data.test, data.validation, data.train) if is_in_memory(s)), None)

@@ -1,6 +1,6 @@
 """Delivering a spool's records to MLflow, in order, in batches, safe to repeat.
 
-The records (see :mod:`orchestrator.spool`) and what each becomes:
+The records (see :mod:`orchestrator.tracking.spool`) and what each becomes:
 
 * ``start_run``: the experiment (created if missing) and the run (``create_run``;
   with ``run_id``, that run is reopened instead);
@@ -36,8 +36,8 @@ import importlib
 import logging
 from typing import Any
 
-from orchestrator.mlflow_store import file_lock, is_transient
-from orchestrator.spool import Spool
+from orchestrator.tracking.spool import Spool
+from orchestrator.tracking.store import file_lock, is_transient
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -46,6 +46,8 @@ MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 BATCHED = ("params", "metrics", "tags")
 #: The lock file inside a spool folder, held while a record is delivered.
 LOCK = "delivery.lock"
+#: Call targets that spools written by earlier versions name by their old import path.
+MOVED = {"orchestrator_plugins.mlflow_review_worker": "orchestrator.tracking.review_worker"}
 
 
 class Outage(Exception):
@@ -56,7 +58,7 @@ class Delivery:
     """Delivers one spool's pending records with ``client``.
 
     Args:
-        spool: the run's :class:`~orchestrator.spool.Spool`.
+        spool: the run's :class:`~orchestrator.tracking.spool.Spool`.
         client: an ``MlflowClient`` on the store the records are meant for.
     """
 
@@ -216,7 +218,7 @@ class Delivery:
 
     def _call(self, record: dict[str, Any], run_id: str) -> None:
         module, _, name = record["target"].partition(":")
-        function = getattr(importlib.import_module(module), name)
+        function = getattr(importlib.import_module(MOVED.get(module, module)), name)
         run = {"run_id": run_id, "experiment_id": self.state.get("experiment_id")}
         self.state["results"][str(record["seq"])] = function(client=self.client, run=run, **record["kwargs"])
 

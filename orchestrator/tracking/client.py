@@ -1,9 +1,9 @@
 """What the training process calls to log to MLflow: a spool on disk and a worker process that delivers it.
 
 :class:`RunLog` is one MLflow run as the training process sees it: every call
-appends a record to the run's spool (:mod:`orchestrator.spool`) and returns at
+appends a record to the run's spool (:mod:`orchestrator.tracking.spool`) and returns at
 once; :class:`WorkerProcess` is the tracking worker
-(:mod:`orchestrator.tracking_worker`), one per tracking URI and process, started
+(:mod:`orchestrator.tracking.worker`), one per tracking URI and process, started
 when the first run starts and told about each new record. Neither imports MLflow.
 
 Why not MLflow's own asynchronous logging (``synchronous=False``,
@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.spool import Spool
+from orchestrator.tracking.spool import Spool
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -67,7 +67,7 @@ class WorkerProcess:
         env.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         env.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.tracking_worker", uri],
+            [sys.executable, "-m", "orchestrator.tracking.worker", uri],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

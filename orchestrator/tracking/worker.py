@@ -1,11 +1,11 @@
 """The tracking worker: a child process that does a training process's MLflow work.
 
-``python -m orchestrator.tracking_worker <tracking URI>``, started by
-:class:`orchestrator.run_log.WorkerProcess` when a run starts. It imports MLflow
+``python -m orchestrator.tracking.worker <tracking URI>``, started by
+:class:`orchestrator.tracking.client.WorkerProcess` when a run starts. It imports MLflow
 and opens the store (on another core, while the training process imports
 TensorFlow and loads the data), then delivers the records that the training
-process appends to its runs' spools (:mod:`orchestrator.spool`), in order and in
-batches (:mod:`orchestrator.delivery`). The training process never waits for
+process appends to its runs' spools (:mod:`orchestrator.tracking.spool`), in order and in
+batches (:mod:`orchestrator.tracking.delivery`). The training process never waits for
 MLflow, never imports it, and an unreachable MLflow never stops training.
 
 Protocol, one JSON object a line. Training process to worker, on stdin:
@@ -41,8 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator.delivery import Delivery, Outage
-from orchestrator.spool import Spool
+from orchestrator.tracking.delivery import Delivery, Outage
+from orchestrator.tracking.spool import Spool
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -149,7 +149,7 @@ def main(argv: list[str]) -> int:
     inbox: queue.Queue = queue.Queue()
     threading.Thread(target=read_messages, args=(sys.stdin, inbox), daemon=True).start()
     try:
-        from orchestrator.mlflow_store import open_client
+        from orchestrator.tracking.store import open_client
 
         client = open_client(argv[0])
         import mlflow
