@@ -44,7 +44,7 @@ PUBLIC: dict[str, str] = {
     "choices_text": "orchestrator.errors",
     # what hooks and factories receive
     "RunContext": "orchestrator.context",
-    "Stage": "orchestrator.context",
+    "Stage": "orchestrator.stage",
     "Registry": "orchestrator.registry",
     "Sweep": "orchestrator.sweep.state",
     "Status": "orchestrator.status",

@@ -10,14 +10,11 @@ turns an entry off::
 
 from __future__ import annotations
 
-from orchestrator.config import named_entries, split_spec
-
 
 def build_callbacks(context) -> list:
-    """The Keras callbacks configured for this run, in config order."""
+    """The Keras callbacks configured for this run (``context.spec.callbacks``), in config order."""
     registry = context.registries["callback"]
-    callbacks = []
-    for label, entry in named_entries(context.cfg.callbacks):
-        name, args = split_spec(entry, f"callbacks.{label}")
-        callbacks.append(registry.create(name, args, f"callbacks.{label}", context=context))
-    return callbacks
+    return [
+        registry.create(entry.name, entry.arguments(), entry.key, context=context)
+        for entry in context.spec.callbacks
+    ]

@@ -20,27 +20,8 @@ from orchestrator.arrays import is_in_memory
 from orchestrator.distribute import global_batch_size
 from orchestrator.errors import UserError, choices_text
 from orchestrator.model import compile_model, set_trainable
+from orchestrator.stage import SPLITS, Stage
 from orchestrator.status import Status
-
-#: The splits a data source may give (``Data.train``, ``Data.validation``, ``Data.test``).
-SPLITS = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One entry of the ``stages`` mapping.
-
-    Args:
-        name: its key in ``stages``; the prefix of its metrics (``fit/loss``).
-        kind: the registered stage kind (``fit``, ``evaluate``, ``predict``).
-        args: the entry's other keys, passed to the stage function.
-        index: its position in the run, from 0.
-    """
-
-    name: str
-    kind: str
-    args: dict[str, Any]
-    index: int
 
 
 @dataclass
@@ -60,6 +41,7 @@ class RunContext:
             or ``None`` for a new run.
         distribution: the :class:`~orchestrator.distribute.Distribution` of ``trainer.strategy``,
             else ``None``.
+        spec: the checked config (:class:`~orchestrator.spec.RunSpec`); the host reads it.
         stages: the run's enabled :class:`Stage` entries, in order.
         session: what the process keeps between runs (:class:`~orchestrator.session.Session`).
         outcome: a :class:`~orchestrator.status.Status` set by :meth:`set_outcome`
@@ -92,6 +74,7 @@ class RunContext:
     tracking_uri: str | None = None
     watched: list[tuple[Path, str]] = field(default_factory=list)
     distribution: Any = field(default=None, repr=False)
+    spec: Any = field(default=None, repr=False)
     stages: list[Stage] = field(default_factory=list, repr=False)
     session: Any = field(default=None, repr=False)
     stash: dict[str, Any] = field(default_factory=dict, repr=False)

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config import strategy_spec
 from orchestrator.errors import UserError
 from orchestrator.quiet_import import import_keras
 
@@ -79,8 +78,8 @@ def distribute(context) -> Distribution | None:
     is used again: TensorFlow allows one multi-worker strategy per process, and
     logical devices cannot change once set up.
     """
-    spec = strategy_spec(context.cfg.trainer.strategy)
-    if spec is None:
+    selection = context.spec.strategy
+    if selection is None:
         if "TF_CONFIG" in os.environ:
             log.warning("TF_CONFIG is set but trainer.strategy is null: this process trains on its own.")
         return None
@@ -91,7 +90,7 @@ def distribute(context) -> Distribution | None:
         # tf.distribute logs a line per variable and per all-reduce at INFO; this module logs the gist.
         logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
-    name, args = spec
+    name, args = selection.name, selection.arguments()
     key = json.dumps([name, args], sort_keys=True, default=str)
     strategies = context.session.strategies
     if key not in strategies:

@@ -18,6 +18,8 @@ import importlib
 import inspect
 from typing import Any
 
+from orchestrator.source_signature import source_parameters
+
 
 class LazyFactory:
     """A callable standing for the object at ``target`` (``"package.module.Name"``).
@@ -31,6 +33,7 @@ class LazyFactory:
         self.target = target
         self.defaults = defaults
         self._resolved = None
+        self._parameter_names: list[str] | None = None
 
     def resolve(self):
         """Import and return the target."""
@@ -42,6 +45,12 @@ class LazyFactory:
     def signature(self) -> inspect.Signature:
         """The target's signature (imports it)."""
         return inspect.signature(self.resolve())
+
+    def parameter_names(self) -> list[str] | None:
+        """The target's argument names read from its source, without importing it (``None``: unknown)."""
+        if self._parameter_names is None:
+            self._parameter_names = source_parameters(self.target)
+        return self._parameter_names
 
     def __call__(self, **kwargs: Any):
         return self.resolve()(**{**self.defaults, **kwargs})

@@ -205,7 +205,7 @@ def orchestrator_fit_callbacks(context, stage):
 
 @hookspec
 def orchestrator_before_stage(context, stage):
-    """Called before each stage; ``stage`` is a :class:`~orchestrator.context.Stage`."""
+    """Called before each stage; ``stage`` is a :class:`~orchestrator.stage.Stage`."""
 
 
 @hookspec

@@ -30,7 +30,7 @@ class LifecycleCallback(keras.callbacks.Callback):
 
     Args:
         context: the :class:`~orchestrator.context.RunContext`.
-        stage: the running :class:`~orchestrator.context.Stage`.
+        stage: the running :class:`~orchestrator.stage.Stage`.
         checkpoint_every: save a ``.keras`` checkpoint every this many epochs (0: never).
         others: the fit's other callbacks, whose state the resume state keeps.
         resume_state: the saved state this fit continues from, or ``None``.

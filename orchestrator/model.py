@@ -13,14 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.config import is_spec, named_entries, split_spec, to_python
+from orchestrator.config import is_spec, split_spec, to_python
 from orchestrator.errors import UserError, closest
+from orchestrator.spec import Selection
 
 
 def build_model(context) -> Any:
     """Call the model builder named by ``model.name``."""
-    name, args = split_spec(context.cfg.model, "model")
-    model = context.registries["model_builder"].create(name, args, "model", context=context)
+    name = context.spec.model.name
+    model = context.registries["model_builder"].create(
+        name, context.spec.model.arguments(), "model", context=context
+    )
     import keras
 
     if not isinstance(model, keras.Model):
@@ -43,14 +46,19 @@ def set_trainable(model: Any, trainable: Mapping[str, bool], key: str) -> None:
 
 
 def make_optimizer(context, node: Any = None, key: str = "optimizer") -> Any:
-    """The optimizer of ``node`` (default: ``optimizer``), with its learning-rate schedule.
+    """The optimizer of ``node`` (default: the run spec's ``optimizer``), with its learning-rate schedule.
 
-    A string (``"rmsprop"``) is a Keras identifier and goes to ``compile`` as is.
+    ``node`` is a :class:`~orchestrator.spec.Selection` or a config entry (a fit stage's
+    ``optimizer``). A string (``"rmsprop"``) is a Keras identifier and goes to ``compile`` as is.
     """
-    node = to_python(context.cfg.optimizer if node is None else node)
-    if isinstance(node, str):
-        return node
-    name, args = split_spec(node, key)
+    node = context.spec.optimizer if node is None else node
+    if isinstance(node, Selection):
+        name, args = node.name, node.arguments()
+    else:
+        node = to_python(node)
+        if isinstance(node, str):
+            return node
+        name, args = split_spec(node, key)
     registry = context.registries["optimizer"]
     if is_spec(args.get("learning_rate")):
         schedule_key = f"{key}.learning_rate"
@@ -63,6 +71,8 @@ def make_loss(context, node: Any, key: str = "loss") -> Any:
     """A loss object, a Keras string id, ``None``, or a list/dict of them per output."""
     if node is None or isinstance(node, str):
         return node
+    if isinstance(node, Selection):
+        return context.registries["loss"].create(node.name, node.arguments(), node.key, context=context)
     if is_spec(node):
         name, args = split_spec(node, key)
         return context.registries["loss"].create(name, args, key, context=context)
@@ -76,13 +86,11 @@ def make_metrics(context) -> list | dict:
     registry = context.registries["metric"]
     per_output: dict[str, list] = {}
     plain: list = []
-    for label, entry in named_entries(context.cfg.metrics):
-        key = f"metrics.{label}"
-        output = entry.pop("output", None) if isinstance(entry, dict) else None
+    for _, entry, output in context.spec.metrics:
         metric = (
             entry
             if isinstance(entry, str)
-            else registry.create(*split_spec(entry, key), key, context=context)
+            else registry.create(entry.name, entry.arguments(), entry.key, context=context)
         )
         (per_output.setdefault(output, []) if output else plain).append(metric)
     if per_output and plain:
@@ -108,13 +116,14 @@ def _loss_weights(model: Any, loss: Any, weights: Any) -> Any:
 
 def compile_model(context, optimizer_node: Any = None, optimizer_key: str = "optimizer") -> None:
     """``context.model.compile(...)`` from the config; ``optimizer_node`` replaces the optimizer."""
-    trainer = context.cfg.trainer
-    loss = make_loss(context, to_python(context.cfg.loss))
+    spec = context.spec
+    trainer = spec.trainer
+    loss = make_loss(context, spec.loss)
     compile_args = dict(
         optimizer=make_optimizer(context, optimizer_node, optimizer_key),
         loss=loss,
         metrics=make_metrics(context),
-        loss_weights=_loss_weights(context.model, loss, to_python(context.cfg.loss_weights)),
+        loss_weights=_loss_weights(context.model, loss, spec.loss_weights),
         run_eagerly=trainer.run_eagerly,
         steps_per_execution=trainer.steps_per_execution,
         jit_compile=trainer.jit_compile,

@@ -24,6 +24,7 @@ from typing import Any
 from orchestrator.errors import UserError, choices_text, closest, summarize
 from orchestrator.factories import LazyFactory
 from orchestrator.targets import DEFAULT_ALLOWED, TARGET, check_targets, instantiate_target
+from orchestrator.value_types import annotations_of, mismatch
 
 #: The plugin kinds, in the order they are listed: registry kind -> registration hook.
 KINDS: dict[str, str] = {
@@ -64,6 +65,9 @@ class Entry:
     #: Stage kinds: what a resumed run calls, as ``(context, stage, **args)``, for a stage that
     #: ended before the interruption and is skipped (``fit`` re-applies ``trainable`` and ``optimizer``).
     when_skipped: Callable[..., Any] | None = None
+    #: Checks of the plugin's own, ``check(args, key)``, run with the config's other checks before
+    #: TensorFlow is imported; raise :class:`UserError` for a wrong value.
+    check: Callable[[Mapping[str, Any], str], None] | None = None
 
     @property
     def origin(self) -> str:
@@ -106,19 +110,22 @@ class Registry:
         *,
         changes_model: bool = True,
         when_skipped: Callable[..., Any] | None = None,
+        check: Callable[[Mapping[str, Any], str], None] | None = None,
     ) -> None:
         """Register ``factory`` under ``name``; a name already taken is an error.
 
-        ``changes_model`` and ``when_skipped`` describe a stage kind (see :class:`Entry`)::
+        ``changes_model`` and ``when_skipped`` describe a stage kind; ``check`` is the plugin's
+        own check of its arguments (see :class:`Entry`)::
 
             registry.add("evaluate", evaluate, changes_model=False)
+            registry.add("toy", toy_data, check=check_toy_arguments)
         """
         if not callable(factory):
             raise UserError(
                 f"plugin '{self._plugin}'",
                 f"registered {self.kind} '{name}' with {factory!r}, which is not callable",
             )
-        new = Entry(name, factory, self._plugin, self._distribution, changes_model, when_skipped)
+        new = Entry(name, factory, self._plugin, self._distribution, changes_model, when_skipped, check)
         if name in self._entries:
             old = self._entries[name]
             raise DuplicatePluginError(
@@ -161,15 +168,44 @@ class Registry:
         return self._entries[name]
 
     def check(self, name: str, args: Mapping[str, Any], key: str) -> None:
-        """Check the name and, where it costs no heavy import, the argument names."""
+        """Check the name, the argument names and types, and the plugin's own checks.
+
+        Nothing is imported: a :func:`~orchestrator.factories.lazy` factory's argument
+        names are read from its target's source (:mod:`orchestrator.source_signature`).
+        """
         if name == TARGET:
             check_targets(args, key, self.allowed_targets)
             return
         entry = self.get(name, key)
-        if not isinstance(entry.factory, LazyFactory):
-            signature = _signature(entry.factory)
+        factory = entry.factory
+        if isinstance(factory, LazyFactory):
+            accepted = factory.parameter_names()
+            if accepted is not None:
+                self._check_names(entry, accepted, args, key)
+        else:
+            signature = _signature(factory)
             if signature is not None:
                 self._check_arguments(entry, signature, args, key)
+                self._check_types(entry, args, key)
+        if entry.check is not None:
+            entry.check(args, key)
+
+    def _check_types(self, entry: Entry, args: Mapping[str, Any], key: str) -> None:
+        hints = annotations_of(entry.factory)
+        for arg, value in args.items():
+            if arg in hints:
+                problem = mismatch(value, hints[arg])
+                if problem:
+                    raise UserError(f"{key}.{arg}", f"{self.kind} '{entry.name}': {problem}.")
+
+    def _check_names(self, entry: Entry, accepted: list[str], args: Mapping[str, Any], key: str) -> None:
+        for arg in args:
+            if arg not in accepted:
+                raise UserError(
+                    f"{key}.{arg}",
+                    f"{self.kind} '{entry.name}' takes no argument '{arg}'."
+                    f"{closest(arg, accepted)} Accepted: {choices_text(accepted)}.",
+                )
 
     def _check_arguments(
         self, entry: Entry, signature: inspect.Signature, args: Mapping[str, Any], key: str
@@ -179,13 +215,7 @@ class Registry:
             return
         named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         accepted = [n for n, p in params.items() if n not in (*INJECTED, self.name_field) and p.kind in named]
-        for arg in args:
-            if arg not in accepted:
-                raise UserError(
-                    f"{key}.{arg}",
-                    f"{self.kind} '{entry.name}' takes no argument '{arg}'."
-                    f"{closest(arg, accepted)} Accepted: {choices_text(accepted)}.",
-                )
+        self._check_names(entry, accepted, args, key)
         missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in args]
         if missing:
             raise UserError(key, f"{self.kind} '{entry.name}' needs the argument(s): {', '.join(missing)}.")

@@ -21,8 +21,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from orchestrator.config import named_entries, restricted, split_spec, to_python, validate
-from orchestrator.context import RunContext, Stage
+from orchestrator.config import restricted, to_python
+from orchestrator.context import RunContext
 from orchestrator.data import Data
 from orchestrator.distribute import distribute, worker_files
 from orchestrator.errors import UserError
@@ -33,6 +33,8 @@ from orchestrator.resume.index import RunIndex, command_key
 from orchestrator.resume.point import mark_reported, open_run, run_ended, run_started
 from orchestrator.resume.state import restore_model, save_state
 from orchestrator.session import Session
+from orchestrator.spec import validate
+from orchestrator.stage import Stage
 from orchestrator.status import Status
 
 log = logging.getLogger("orchestrator")
@@ -65,7 +67,7 @@ def prepare(
     ``session`` is what the process keeps between runs (a new one when not given).
     """
     manager = get_plugin_manager()
-    validate(cfg, manager.registries)
+    spec = validate(cfg, manager.registries)
     overrides = list(overrides or [])
     return RunContext(
         cfg=cfg,
@@ -76,7 +78,8 @@ def prepare(
         overrides=overrides,
         sweep=sweep,
         index=RunIndex(root or Path.cwd(), command_key(overrides, sweep.id if sweep else None)),
-        stages=configured_stages(cfg),
+        spec=spec,
+        stages=list(spec.stages),
         session=session or Session(),
     )
 
@@ -159,8 +162,9 @@ def load_data(context: RunContext):
         data = session.reusable_data[1]
         log.info("Data: reusing the %s data of the previous job", data.info.get("source"))
     else:
-        name, args = split_spec(context.cfg.data, "data")
-        data = context.registries["data_source"].create(name, args, "data", context=context)
+        selection = context.spec.data
+        name = selection.name
+        data = context.registries["data_source"].create(name, selection.arguments(), "data", context=context)
         if not isinstance(data, Data):
             raise UserError(
                 "data.name", f"data source '{name}' returned {type(data).__name__}, not orchestrator.Data."
@@ -171,15 +175,6 @@ def load_data(context: RunContext):
         tags["data.format"] = "+".join(data.info["formats"])
     context.set_tags(**tags)
     return data
-
-
-def configured_stages(cfg: DictConfig) -> list[Stage]:
-    """The enabled entries of ``stages``, in order."""
-    stages = []
-    for index, (name, entry) in enumerate(named_entries(cfg.stages)):
-        kind, args = split_spec(entry, f"stages.{name}", name_field="kind")
-        stages.append(Stage(name=name, kind=kind, args=args, index=index))
-    return stages
 
 
 def run_stages(context: RunContext) -> None:

@@ -6,9 +6,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from orchestrator.config import flatten, register_schema, validate
+from orchestrator.config import flatten, register_schema
 from orchestrator.errors import UserError
 from orchestrator.plugins import get_plugin_manager
+from orchestrator.spec import validate
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
 

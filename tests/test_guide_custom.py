@@ -208,7 +208,8 @@ def test_presets_compose_and_validate_without_importing_keras(tmp_path):
     script = f"""
 import sys
 from hydra import compose, initialize_config_dir
-from orchestrator.config import register_schema, validate
+from orchestrator.config import register_schema
+from orchestrator.spec import validate
 from orchestrator.errors import UserError
 from orchestrator.plugins import get_plugin_manager
 register_schema()

@@ -263,16 +263,14 @@ def test_generator_is_endless_reshuffled_per_pass_and_fresh_per_stage(tmp_path):
 
 
 def test_stages_read_one_pass_of_an_endless_split_from_the_data(tmp_path):
-    from orchestrator_plugins.stages import _steps
-
     context = make_context(tmp_path)
     context.data = load(
         context, {"name": "generator", "source": {"name": "toy", "size": 150}, "batch_size": 64}
     )
-    assert _steps(context, None, "train") == 3  # one pass: ceil(150 / 64)
-    assert _steps(context, 7, "train") == 7  # the stage's own count wins
+    assert context.steps(None, "train") == 3  # one pass: ceil(150 / 64)
+    assert context.steps(7, "train") == 7  # the stage's own count wins
     context.cfg.trainer.limit_batches = 2
-    assert _steps(context, None, "train") == 2  # a smaller trainer.limit_batches caps it
+    assert context.steps(None, "train") == 2  # a smaller trainer.limit_batches caps it
 
 
 def test_generator_evaluate_and_predict_with_one_pass_of_steps(tmp_path):

@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from orchestrator.config import register_schema, validate
+from orchestrator.config import register_schema
 from orchestrator.errors import UserError
 from orchestrator.plugins import get_plugin_manager
+from orchestrator.spec import validate
 from tests.conftest import REPO, cli_env, mlflow_client, only_run, run_cli
 
 CONF = str(REPO / "conf")

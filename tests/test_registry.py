@@ -1,5 +1,8 @@
 """The registry: names to factories, duplicate and unknown names, argument checks."""
 
+import subprocess
+import sys
+
 import pytest
 
 from orchestrator.errors import UserError
@@ -85,8 +88,54 @@ def test_a_non_callable_factory_is_refused():
 def test_lazy_factories_import_their_target_only_when_called():
     registry = Registry("metric")
     registry.add("mean", lazy("statistics.mean"))
-    registry.check("mean", {"anything": 1}, key="metrics.mean")  # not imported: no signature check
+    registry.check("mean", {"data": [1]}, key="metrics.mean")
     assert registry.create("mean", {"data": [1, 2, 3]}, key="metrics.mean") == 2
+
+
+def test_lazy_factories_check_argument_names_from_the_source_without_importing_it():
+    code = (
+        "import sys\n"
+        "from orchestrator.registry import Registry\n"
+        "from orchestrator.factories import lazy\n"
+        "from orchestrator.errors import UserError\n"
+        "registry = Registry('optimizer')\n"
+        "registry.add('rmsprop', lazy('keras.optimizers.RMSprop'))\n"
+        "registry.check('rmsprop', {'learning_rate': 0.1, 'clipnorm': 1.0}, key='optimizer')\n"
+        "try:\n"
+        "    registry.check('rmsprop', {'learning_rat': 0.1}, key='optimizer')\n"
+        "except UserError as error:\n"
+        "    print(error)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, second = result.stdout.splitlines()
+    assert first.startswith("optimizer.learning_rat: optimizer 'rmsprop' takes no argument 'learning_rat'.")
+    assert "Did you mean 'learning_rate'?" in first
+    assert second == "[]"
+
+
+def test_source_signatures_of_every_lazy_keras_factory_equal_the_imported_classes():
+    """The names read from the source, for every Keras class the built-ins register lazily,
+    against the names the imported class itself declares (its MRO's ``__init__`` parameters)."""
+    import importlib
+
+    from orchestrator.factories import LazyFactory
+    from orchestrator.plugins import get_plugin_manager
+    from orchestrator.registry import _class_parameters
+
+    targets = sorted(
+        {
+            entry.factory.target
+            for registry in get_plugin_manager().registries.values()
+            for entry in registry.entries()
+            if isinstance(entry.factory, LazyFactory) and entry.factory.target.startswith("keras.")
+        }
+    )
+    assert len(targets) > 50
+    for target in targets:
+        module, _, name = target.rpartition(".")
+        imported = getattr(importlib.import_module(module), name)
+        assert set(LazyFactory(target).parameter_names() or []) == set(_class_parameters(imported)), target
 
 
 def test_lazy_factories_check_arguments_once_imported():

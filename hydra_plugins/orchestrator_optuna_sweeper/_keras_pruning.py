@@ -23,7 +23,7 @@ class OptunaPruningCallback(keras.callbacks.Callback):
 
     Args:
         context: the run's :class:`~orchestrator.context.RunContext`.
-        stage: the fit :class:`~orchestrator.context.Stage` that logs ``metric``.
+        stage: the fit :class:`~orchestrator.stage.Stage` that logs ``metric``.
         trial: the job's ``optuna.trial.Trial``; ``None`` only stops training (a pruned run's later stage).
         metric: the metric as the project logs it, ``"<stage>/<Keras name>"`` (``fit/val_loss``).
     """
