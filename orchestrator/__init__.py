@@ -48,8 +48,9 @@ PUBLIC: dict[str, str] = {
     "Registry": "orchestrator.registry",
     "Sweep": "orchestrator.sweep.state",
     "Status": "orchestrator.status",
-    # registering a Keras class without importing Keras
+    # registering a Keras class without importing Keras; a factory whose **kwargs go to a Keras class
     "lazy": "orchestrator.factories",
+    "forwards_to": "orchestrator.factories",
     # reading a config entry that selects a plugin ({name: ..., **arguments})
     "split_spec": "orchestrator.config",
     # splits in any form Model.fit accepts: arrays, (x, y), (x, y, sample_weight), dicts

@@ -25,7 +25,8 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from orchestrator.config import register_schema  # noqa: E402
-from orchestrator.errors import UserError  # noqa: E402
+from orchestrator.errors import UserError, exit_on, full_error  # noqa: E402
+from orchestrator.hydra_errors import short_hydra_errors  # noqa: E402
 from orchestrator.job import run_job  # noqa: E402
 from orchestrator.listing import print_plugins  # noqa: E402
 from orchestrator.plugins import get_plugin_manager  # noqa: E402
@@ -33,20 +34,9 @@ from orchestrator.session import Session  # noqa: E402
 from orchestrator.tracking.sync import main as sync  # noqa: E402
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("orchestrator")
-
-
-def full_error() -> bool:
-    return os.environ.get("HYDRA_FULL_ERROR") == "1"
-
-
-def report(error: UserError) -> None:
-    """Print a user error as one short paragraph."""
-    print(f"Error: {error}", file=sys.stderr)
-    print("(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
 
 
 def hydra_task(session: Session) -> Callable[[], Any]:
@@ -58,10 +48,8 @@ def hydra_task(session: Session) -> Callable[[], Any]:
         try:
             return run_job(cfg, session)
         except UserError as error:
-            if full_error():
-                raise
-            report(error)
-            raise SystemExit(EXIT_USER_ERROR) from None
+            exit_on(error)
+            return None
 
     return task
 
@@ -122,12 +110,10 @@ def main() -> None:
             print_plugins(manager)
             return
     except UserError as error:
-        if full_error():
-            raise
-        report(error)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        exit_on(error)
     register_schema()
     register_hydra_plugins()
+    short_hydra_errors()
     if {"--help", "-h", "--hydra-help"} & set(sys.argv[1:]):
         read_config_tree_once()
     try:

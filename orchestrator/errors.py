@@ -10,6 +10,12 @@ Example::
 
 from __future__ import annotations
 
+import os
+import sys
+
+#: The exit code of a user error.
+EXIT_USER_ERROR = 2
+
 
 class UserError(Exception):
     """A mistake in the configuration or the environment, explained for the user.
@@ -23,6 +29,26 @@ class UserError(Exception):
         self.key = key
         self.problem = problem
         super().__init__(f"{key}: {problem}" if key else problem)
+
+
+def full_error() -> bool:
+    """Whether the user asked for tracebacks (``HYDRA_FULL_ERROR=1``)."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def report(error: UserError) -> None:
+    """Print a user error as one short paragraph."""
+    print(f"Error: {error}", file=sys.stderr)
+    print("(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
+
+
+def exit_on(error: UserError) -> None:
+    """End the command on a user error: one paragraph and exit code 2 (the traceback under
+    ``HYDRA_FULL_ERROR=1``)."""
+    if full_error():
+        raise error
+    report(error)
+    raise SystemExit(EXIT_USER_ERROR) from None
 
 
 def choices_text(names) -> str:

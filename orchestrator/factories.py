@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from orchestrator.source_signature import source_parameters
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class LazyFactory:
@@ -62,3 +65,21 @@ class LazyFactory:
 def lazy(target: str, **defaults: Any) -> LazyFactory:
     """Shorthand for :class:`LazyFactory`."""
     return LazyFactory(target, **defaults)
+
+
+def forwards_to(target: str) -> Callable[[F], F]:
+    """Mark a factory whose ``**kwargs`` go on to ``target`` (a dotted path), so that their names
+    are checked against ``target``'s own arguments with the rest of the config.
+
+    Example::
+
+        @forwards_to("keras.callbacks.CSVLogger")
+        def csv_logger(context, filename: str = "history.csv", **kwargs):
+            return keras.callbacks.CSVLogger(in_output_dir(context, filename), **kwargs)
+    """
+
+    def mark(factory: F) -> F:
+        factory.forwards_to = target  # type: ignore[attr-defined]
+        return factory
+
+    return mark

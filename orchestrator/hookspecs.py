@@ -24,7 +24,17 @@ with ``on_tags`` and ``on_artifact`` whenever the run produces a tag or a file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from orchestrator import hookspec
+
+if TYPE_CHECKING:  # for the annotations only: loading the hook specs imports no host module
+    from orchestrator.context import RunContext
+    from orchestrator.registry import Registry
+    from orchestrator.stage import Stage
+    from orchestrator.sweep.state import Sweep
 
 # -- Registration ---------------------------------------------------------------
 # Each hook receives a registry; call ``registry.add(name, factory)``. A factory
@@ -35,7 +45,7 @@ from orchestrator import hookspec
 
 
 @hookspec
-def orchestrator_register_data_sources(registry):
+def orchestrator_register_data_sources(registry: Registry) -> None:
     """Register data sources, selected with ``data.name``.
 
     A data source factory returns an :class:`orchestrator.Data` holding the
@@ -56,7 +66,7 @@ def orchestrator_register_data_sources(registry):
 
 
 @hookspec
-def orchestrator_register_model_builders(registry):
+def orchestrator_register_model_builders(registry: Registry) -> None:
     """Register model builders, selected with ``model.name``.
 
     A model builder returns an uncompiled ``keras.Model``; declare a ``context``
@@ -69,7 +79,7 @@ def orchestrator_register_model_builders(registry):
 
 
 @hookspec
-def orchestrator_register_optimizers(registry):
+def orchestrator_register_optimizers(registry: Registry) -> None:
     """Register optimizers and learning-rate schedules, selected with ``optimizer.name``.
 
     An optimizer factory returns a ``keras.optimizers.Optimizer``. Schedules are
@@ -82,7 +92,7 @@ def orchestrator_register_optimizers(registry):
 
 
 @hookspec
-def orchestrator_register_losses(registry):
+def orchestrator_register_losses(registry: Registry) -> None:
     """Register losses, selected with ``loss.name``.
 
     A loss factory returns a ``keras.losses.Loss`` or a function ``(y_true, y_pred)``.
@@ -94,8 +104,8 @@ def orchestrator_register_losses(registry):
 
 
 @hookspec
-def orchestrator_register_metrics(registry):
-    """Register metrics, selected by name in the ``metrics`` list.
+def orchestrator_register_metrics(registry: Registry) -> None:
+    """Register metrics, selected by name in the ``metrics`` mapping (``metrics.<label>.name``).
 
     A metric factory returns a ``keras.metrics.Metric`` or a metric function.
 
@@ -106,7 +116,7 @@ def orchestrator_register_metrics(registry):
 
 
 @hookspec
-def orchestrator_register_callbacks(registry):
+def orchestrator_register_callbacks(registry: Registry) -> None:
     """Register Keras callbacks, selected by name in the ``callbacks`` mapping.
 
     A callback factory returns a ``keras.callbacks.Callback``; declare ``context``
@@ -119,7 +129,7 @@ def orchestrator_register_callbacks(registry):
 
 
 @hookspec
-def orchestrator_register_stages(registry):
+def orchestrator_register_stages(registry: Registry) -> None:
     """Register stage kinds, selected with ``stages.<stage>.kind``.
 
     A stage is a function ``(context, stage, **args) -> dict`` that runs one step
@@ -134,7 +144,7 @@ def orchestrator_register_stages(registry):
 
 
 @hookspec
-def orchestrator_register_strategies(registry):
+def orchestrator_register_strategies(registry: Registry) -> None:
     """Register distribution strategies, selected with ``trainer.strategy``.
 
     A strategy factory returns a ``tf.distribute.Strategy``. The host calls it once
@@ -162,7 +172,7 @@ def orchestrator_register_strategies(registry):
 
 
 @hookspec
-def orchestrator_config_searchpath():
+def orchestrator_config_searchpath() -> str | list[str] | None:
     """Return Hydra search-path entries holding this plugin's own config-group files.
 
     A file ``conf/data/mydata.yaml`` in a folder named here becomes selectable as
@@ -180,7 +190,7 @@ def orchestrator_config_searchpath():
 
 
 @hookspec
-def orchestrator_before_run(context):
+def orchestrator_before_run(context: RunContext) -> None:
     """Called once the configuration is valid, before data is loaded or a model built.
 
     ``context`` is the :class:`~orchestrator.context.RunContext`: the resolved
@@ -189,7 +199,7 @@ def orchestrator_before_run(context):
 
 
 @hookspec
-def orchestrator_fit_callbacks(context, stage):
+def orchestrator_fit_callbacks(context: RunContext, stage: Stage) -> list[Any] | None:
     """Return Keras callbacks to add to a fit stage (a list, or ``None``).
 
     For plugins that must act inside ``Model.fit`` (stop early, prune a trial);
@@ -204,12 +214,14 @@ def orchestrator_fit_callbacks(context, stage):
 
 
 @hookspec
-def orchestrator_before_stage(context, stage):
+def orchestrator_before_stage(context: RunContext, stage: Stage) -> None:
     """Called before each stage; ``stage`` is a :class:`~orchestrator.stage.Stage`."""
 
 
 @hookspec
-def orchestrator_after_epoch(context, stage, epoch, metrics, checkpoint):
+def orchestrator_after_epoch(
+    context: RunContext, stage: Stage, epoch: int, metrics: Mapping[str, float], checkpoint: Path | None
+) -> None:
     """Called after every training epoch of a fit stage.
 
     Args:
@@ -220,17 +232,17 @@ def orchestrator_after_epoch(context, stage, epoch, metrics, checkpoint):
 
 
 @hookspec
-def orchestrator_after_stage(context, stage, metrics):
+def orchestrator_after_stage(context: RunContext, stage: Stage, metrics: Mapping[str, float]) -> None:
     """Called after each stage with its summary ``metrics`` (``{"test/loss": 0.1}``)."""
 
 
 @hookspec
-def orchestrator_on_tags(context, tags):
+def orchestrator_on_tags(context: RunContext, tags: Mapping[str, str]) -> None:
     """Called when the run learns facts worth tagging (``{"data_source": "keras"}``)."""
 
 
 @hookspec
-def orchestrator_on_artifact(context, path, artifact_path):
+def orchestrator_on_artifact(context: RunContext, path: Path, artifact_path: str | None) -> None:
     """Called when the run wrote a file (or a folder of files) worth keeping.
 
     A watched folder (TensorBoard logs) is handed over again after every stage.
@@ -242,7 +254,7 @@ def orchestrator_on_artifact(context, path, artifact_path):
 
 
 @hookspec
-def orchestrator_after_run(context, error):
+def orchestrator_after_run(context: RunContext, error: BaseException | None) -> None:
     """Called once at the end of every run that reached ``before_run``.
 
     Args:
@@ -251,7 +263,7 @@ def orchestrator_after_run(context, error):
 
 
 @hookspec
-def orchestrator_before_sweep(sweep):
+def orchestrator_before_sweep(sweep: Sweep) -> None:
     """Called once in the main process before the first job of a multirun.
 
     ``sweep`` is an :class:`~orchestrator.sweep.state.Sweep`. What a plugin puts in
@@ -264,7 +276,7 @@ def orchestrator_before_sweep(sweep):
 
 
 @hookspec
-def orchestrator_after_sweep(sweep, jobs, report):
+def orchestrator_after_sweep(sweep: Sweep, jobs: list[dict[str, Any]], report: Mapping[str, Path]) -> None:
     """Called once in the main process after the last job of a multirun.
 
     Args:

@@ -25,7 +25,7 @@ from importlib import metadata
 import pluggy
 
 from orchestrator import PROJECT_NAME, hookspecs
-from orchestrator.errors import UserError, closest
+from orchestrator.errors import UserError, choices_text, closest
 from orchestrator.registry import KINDS, Registry
 
 ENTRY_POINT_GROUP = PROJECT_NAME
@@ -36,12 +36,15 @@ TRACE_ENV = "ORCHESTRATOR_TRACE_HOOKS"
 class PluginManager:
     """pluggy's manager behind a few typed methods, plus one registry per kind."""
 
-    def __init__(self, pm: pluggy.PluginManager, distributions: dict[str, str | None]):
+    def __init__(
+        self, pm: pluggy.PluginManager, distributions: dict[str, str | None], blocked: tuple[str, ...] = ()
+    ):
         self.pm = pm
         self.hook = pm.hook
         self.distributions = distributions
         self.registries: dict[str, Registry] = {
-            kind: Registry(kind, name_field="kind" if kind == "stage" else "name") for kind in KINDS
+            kind: Registry(kind, name_field="kind" if kind == "stage" else "name", blocked=blocked)
+            for kind in KINDS
         }
         for kind, hook_name in KINDS.items():
             self._collect(self.registries[kind], hook_name)
@@ -81,7 +84,16 @@ def get_plugin_manager() -> PluginManager:
     pm.add_hookspecs(hookspecs)
     blocked = disabled_plugins()
     distributions: dict[str, str | None] = {}
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    unknown = sorted(blocked - {ep.name for ep in entry_points})
+    if unknown:
+        names = [ep.name for ep in entry_points]
+        raise UserError(
+            DISABLE_ENV,
+            f"names no installed plugin: {', '.join(unknown)}.{closest(unknown[0], names)} "
+            f"Installed: {choices_text(names)}.",
+        )
+    for ep in entry_points:
         if ep.name in blocked:
             continue
         if pm.get_plugin(ep.name) is not None:
@@ -113,7 +125,7 @@ def get_plugin_manager() -> PluginManager:
     if _tracing():
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
-    return PluginManager(pm, distributions)
+    return PluginManager(pm, distributions, blocked=tuple(sorted(blocked)))
 
 
 def _unknown_hook_message(pm: pluggy.PluginManager, dist: str | None) -> str:

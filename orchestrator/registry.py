@@ -23,6 +23,7 @@ from typing import Any
 
 from orchestrator.errors import UserError, choices_text, closest, summarize
 from orchestrator.factories import LazyFactory
+from orchestrator.source_signature import source_parameters
 from orchestrator.targets import DEFAULT_ALLOWED, TARGET, check_targets, instantiate_target
 from orchestrator.value_types import annotations_of, mismatch
 
@@ -84,9 +85,11 @@ class Registry:
         name_field: the config field that selects an entry (``name``; ``kind`` for stages).
     """
 
-    def __init__(self, kind: str, name_field: str = "name"):
+    def __init__(self, kind: str, name_field: str = "name", blocked: tuple[str, ...] = ()):
         self.kind = kind
         self.name_field = name_field
+        #: Plugins ``ORCHESTRATOR_DISABLE_PLUGINS`` blocked: an unknown name's message says so.
+        self.blocked = tuple(blocked)
         self._entries: dict[str, Entry] = {}
         #: Module prefixes a ``_target_`` entry may name (``security.allowed_targets``).
         self.allowed_targets: tuple[str, ...] = DEFAULT_ALLOWED
@@ -160,10 +163,16 @@ class Registry:
     def get(self, name: str, key: str) -> Entry:
         """The entry for ``name``; ``key`` is the config node that named it (``"data"``)."""
         if not isinstance(name, str) or name not in self._entries:
+            blocked = (
+                f" ORCHESTRATOR_DISABLE_PLUGINS blocks the plugin(s) {', '.join(self.blocked)}, "
+                "which may be the one that registers it."
+                if self.blocked
+                else ""
+            )
             raise UnknownPluginError(
                 f"{key}.{self.name_field}",
                 f"unknown {self.kind} {name!r}.{closest(name, self._entries)} "
-                f"Registered: {choices_text(self._entries)}.",
+                f"Registered: {choices_text(self._entries)}.{blocked}",
             )
         return self._entries[name]
 
@@ -211,12 +220,16 @@ class Registry:
         self, entry: Entry, signature: inspect.Signature, args: Mapping[str, Any], key: str
     ) -> None:
         params = signature.parameters
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            return
         named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         accepted = [n for n, p in params.items() if n not in (*INJECTED, self.name_field) and p.kind in named]
-        self._check_names(entry, accepted, args, key)
         missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in args]
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            target = getattr(entry.factory, "forwards_to", None)
+            onward = source_parameters(target) if target else None
+            if onward is None:
+                return  # **kwargs that go somewhere unknown: the factory itself will say
+            accepted += [n for n in onward if n not in accepted]
+        self._check_names(entry, accepted, args, key)
         if missing:
             raise UserError(key, f"{self.kind} '{entry.name}' needs the argument(s): {', '.join(missing)}.")
 

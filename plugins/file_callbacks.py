@@ -12,7 +12,7 @@ What they write is kept among the run's artifacts too (after every stage):
 
 from pathlib import Path
 
-from orchestrator import hookimpl
+from orchestrator import forwards_to, hookimpl
 
 
 def in_output_dir(context, path: str, folder: bool = False) -> str:
@@ -25,6 +25,7 @@ def in_output_dir(context, path: str, folder: bool = False) -> str:
     return str(full)
 
 
+@forwards_to("keras.callbacks.ModelCheckpoint")
 def model_checkpoint(context, filepath: str = "model_checkpoint/best.keras", **kwargs):
     """``keras.callbacks.ModelCheckpoint`` writing under the output folder.
 
@@ -37,6 +38,7 @@ def model_checkpoint(context, filepath: str = "model_checkpoint/best.keras", **k
     return keras.callbacks.ModelCheckpoint(path, **kwargs)
 
 
+@forwards_to("keras.callbacks.CSVLogger")
 def csv_logger(context, filename: str = "history.csv", **kwargs):
     """``keras.callbacks.CSVLogger`` writing under the output folder."""
     import keras
@@ -46,6 +48,7 @@ def csv_logger(context, filename: str = "history.csv", **kwargs):
     return keras.callbacks.CSVLogger(path, **kwargs)
 
 
+@forwards_to("keras.callbacks.BackupAndRestore")
 def backup_and_restore(context, backup_dir: str = "backup", **kwargs):
     """``keras.callbacks.BackupAndRestore`` keeping its backup under the output folder."""
     import keras
@@ -53,6 +56,7 @@ def backup_and_restore(context, backup_dir: str = "backup", **kwargs):
     return keras.callbacks.BackupAndRestore(in_output_dir(context, backup_dir, folder=True), **kwargs)
 
 
+@forwards_to("keras.callbacks.TensorBoard")
 def tensorboard(context, log_dir: str = "tensorboard", **kwargs):
     """``keras.callbacks.TensorBoard`` logging under the output folder."""
     import keras

@@ -244,4 +244,9 @@ def orchestrator_register_data_sources(registry):
 
 @hookimpl
 def orchestrator_register_stages(registry):
-    registry.add("plot_model", plot_model)
+    registry.add("plot_model", plot_model, changes_model=False, check=_check_plot_model)
+
+
+def _check_plot_model(args, key: str) -> None:
+    """Before the first stage runs: a run whose diagram cannot be drawn stops before it trains."""
+    _require_graphviz(key)

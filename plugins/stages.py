@@ -204,4 +204,10 @@ def _class_weight(class_weight: dict | None) -> dict | None:
 def orchestrator_register_stages(registry):
     registry.add("fit", fit, when_skipped=configure_fit)
     registry.add("evaluate", evaluate, changes_model=False)
-    registry.add("predict", predict, changes_model=False)
+    registry.add("predict", predict, changes_model=False, check=_check_predict)
+
+
+def _check_predict(args, key: str) -> None:
+    samples = args.get("samples")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise UserError(f"{key}.samples", f"must be null (the whole split) or 1 or more, got {samples!r}.")

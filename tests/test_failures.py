@@ -58,12 +58,12 @@ def test_secrets_never_reach_mlflow_params_tags_or_artifacts(workdir):
         *TINY,
         "trainer.epochs=1",
         "+tracking.tags.api_token=abc123",
-        "+tracking.db_password=hunter2",
+        "+tracking.tags.db_password=hunter2",
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     run = only_run(workdir, "mnist")
-    assert run.data.params["tracking.db_password"] == MASK
+    assert run.data.params["tracking.tags.db_password"] == MASK
     assert run.data.params["tracking.tags.api_token"] == MASK
     assert run.data.tags["api_token"] == MASK
     config = mlflow_client(workdir).download_artifacts(run.info.run_id, "config/config.yaml", str(workdir))

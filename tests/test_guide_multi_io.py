@@ -270,6 +270,19 @@ def test_plot_model_without_graphviz_names_the_stage(monkeypatch, tmp_path):
     assert "install graphviz" in str(caught.value) and "stages.diagram=null" in str(caught.value)
 
 
+def test_a_plot_model_preset_without_graphviz_stops_before_training(monkeypatch):
+    """The config check asks every configured stage what it needs, so nothing trains first."""
+    import orchestrator_plugins.multi_io as plugin
+
+    monkeypatch.setattr(plugin.shutil, "which", lambda name: None)
+    cfg = _composed(f"+experiment={PRESETS[0]}")
+    with pytest.raises(UserError) as caught:
+        validate(cfg, get_plugin_manager().registries)
+    assert caught.value.key == "stages.diagram" and "Graphviz's `dot` program is not on PATH" in str(
+        caught.value
+    )
+
+
 def test_loading_the_plugins_imports_no_tensorflow():
     code = (
         "import sys; import orchestrator_plugins.multi_io as m; "

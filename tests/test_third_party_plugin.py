@@ -202,7 +202,7 @@ def test_a_run_selecting_the_plugin_entries_is_tracked_in_mlflow(entries, workdi
 @pytest.mark.parametrize(
     ("selection", "words"),
     [
-        ("data=blobs", ["Could not find 'data/blobs'", "mnist"]),
+        ("data=blobs", ["data: no option 'blobs'", "mnist", "ORCHESTRATOR_DISABLE_PLUGINS blocks"]),
         ("data.name=blobs", ["data.name", "unknown data_source 'blobs'", "mnist"]),
     ],
 )

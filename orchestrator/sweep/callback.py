@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from orchestrator.errors import UserError, exit_on
 from orchestrator.status import Status
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
 from orchestrator.sweep.state import STATE, STATE_ENV, Sweep
@@ -46,6 +47,7 @@ class SweepCallback(Callback):
         from orchestrator.plugins import get_plugin_manager
         from orchestrator.resume.index import RunIndex, command_key
 
+        check_before_sweep(config)
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         arguments = list(config.hydra.overrides.task)
@@ -141,3 +143,31 @@ class SweepCallback(Callback):
             describe(best(jobs, self.sweep.direction), overrides=True),
         )
         return bool(failed)
+
+
+def check_before_sweep(config: DictConfig) -> None:
+    """Check the sweep's config (its overrides less the swept ones) before any run exists.
+
+    A mistake that every job would share (a misspelt key, a wrong value) ends the
+    command here, before the parent run is created; each job is checked again with
+    its own values.
+    """
+    from orchestrator.plugins import get_plugin_manager
+    from orchestrator.spec import validate
+
+    job_config = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    try:
+        validate(job_config, get_plugin_manager().registries)
+        _check_launcher(config.hydra.launcher)
+    except UserError as error:
+        exit_on(error)
+
+
+def _check_launcher(launcher: DictConfig) -> None:
+    """The settings Hydra's launchers leave unchecked until their first job (joblib's ``n_jobs``)."""
+    n_jobs = launcher.get("n_jobs")
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0):
+        raise UserError(
+            "hydra.launcher.n_jobs",
+            f"must be the number of jobs to run at once (1 or more; -1: one per CPU), got {n_jobs!r}.",
+        )
