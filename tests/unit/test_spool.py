@@ -19,7 +19,11 @@ def test_append_numbers_records_from_zero_and_reads_them_back_in_order(tmp_path)
     numbers = [spool.append(metric(0.5, 0)), spool.append(metric(0.4, 1)), spool.append({"op": "end"})]
 
     assert numbers == [0, 1, 2]
-    assert spool.records() == [{"seq": 0, **metric(0.5, 0)}, {"seq": 1, **metric(0.4, 1)}, {"seq": 2, "op": "end"}]
+    assert spool.records() == [
+        {"seq": 0, **metric(0.5, 0)},
+        {"seq": 1, **metric(0.4, 1)},
+        {"seq": 2, "op": "end"},
+    ]
 
 
 def test_each_record_is_on_disk_when_append_returns(tmp_path):
