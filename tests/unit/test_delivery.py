@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import socket
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -70,8 +71,10 @@ def end(status: str = "FINISHED") -> dict:
 
 
 @pytest.fixture
-def spool(tmp_path) -> Spool:
-    return Spool(tmp_path / FOLDER)
+def spool(tmp_path) -> Iterator[Spool]:
+    spool = Spool(tmp_path / FOLDER)
+    yield spool
+    spool.close()
 
 
 def a_run(spool: Spool, experiment: str) -> None:

@@ -71,6 +71,7 @@ def test_claim_takes_a_free_entry(tmp_path):
 
     assert index.claim()
     assert index.claimed
+    index.release()
 
 
 def claimed_elsewhere(tmp_path, key: str) -> Holder:
@@ -91,21 +92,27 @@ def test_a_second_process_cannot_claim_an_entry_held_by_a_live_process(tmp_path)
 
 def test_another_entry_is_free_while_one_is_held(tmp_path):
     with claimed_elsewhere(tmp_path, "k"):
-        assert RunIndex(tmp_path, "other").claim()
+        other = RunIndex(tmp_path, "other")
+        assert other.claim()
+        other.release()
 
 
 def test_an_entry_released_by_its_process_can_be_claimed(tmp_path):
     with claimed_elsewhere(tmp_path, "k") as other:
         other.release()
+        index = RunIndex(tmp_path, "k")
 
-        assert RunIndex(tmp_path, "k").claim()
+        assert index.claim()
+        index.release()
 
 
 def test_an_entry_held_by_a_killed_process_can_be_claimed(tmp_path):
     with claimed_elsewhere(tmp_path, "k") as other:
         other.kill()
+        index = RunIndex(tmp_path, "k")
 
-        assert RunIndex(tmp_path, "k").claim()
+        assert index.claim()
+        index.release()
 
 
 def test_release_frees_the_entry(tmp_path):
@@ -115,7 +122,9 @@ def test_release_frees_the_entry(tmp_path):
     first.release()
 
     assert not first.claimed
-    assert RunIndex(tmp_path, "k").claim()
+    second = RunIndex(tmp_path, "k")
+    assert second.claim()
+    second.release()
 
 
 def test_a_copy_sent_to_another_process_holds_no_lock(tmp_path):
@@ -127,6 +136,7 @@ def test_a_copy_sent_to_another_process_holds_no_lock(tmp_path):
     assert copy.path == index.path
     assert not copy.claimed
     assert index.claimed
+    index.release()
 
 
 def test_write_json_replaces_the_file_with_the_new_data(tmp_path):

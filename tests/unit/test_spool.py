@@ -50,7 +50,9 @@ def test_a_reopened_spool_goes_on_numbering_after_the_records_on_disk(tmp_path):
     first.append(metric(0.4, 1))
     first.close()
 
-    assert Spool(tmp_path / FOLDER).append(metric(0.3, 2)) == 2
+    reopened = Spool(tmp_path / FOLDER)
+    assert reopened.append(metric(0.3, 2)) == 2
+    reopened.close()
 
 
 def test_a_half_written_last_line_is_skipped(tmp_path):
