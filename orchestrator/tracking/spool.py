@@ -51,6 +51,7 @@ class Spool:
         with self._lock:
             if self._handle is None:
                 self.folder.mkdir(parents=True, exist_ok=True)
+                _drop_torn_tail(self.folder / RECORDS)
                 self.count = len(self.records())
                 self._handle = open(self.folder / RECORDS, "a", encoding="utf-8")  # noqa: SIM115
             seq = self.count
@@ -114,6 +115,17 @@ class Spool:
             self.folder.rmdir()
         except OSError:
             pass
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a half-written last line (a kill in the middle of a write), so the next record starts a line."""
+    try:
+        with open(path, "rb+") as records:
+            text = records.read()
+            if text and not text.endswith(b"\n"):
+                records.truncate(text.rfind(b"\n") + 1)
+    except FileNotFoundError:
+        pass
 
 
 def find_spools(paths: list[Path]) -> list[Path]:
