@@ -1,6 +1,6 @@
 """The tracking worker: a child process that does a training process's MLflow work.
 
-``python -m orchestrator.tracking.worker <tracking URI>``, started by
+``python -m orchestrator.tracking.worker <tracking URI> [--replay]``, started by
 :class:`orchestrator.tracking.client.WorkerProcess` when a run starts. It imports MLflow
 and opens the store (on another core, while the training process imports
 TensorFlow and loads the data), then delivers the records that the training
@@ -22,6 +22,10 @@ or died) it delivers what is pending for up to ``CLOSE_SECONDS`` and exits; what
 is left stays in the spools for ``python -m orchestrator sync``. The worker
 ignores Ctrl-C, so that a run interrupted in the terminal can still record
 that it was ``KILLED``.
+
+A worker that dies (killed, out of memory) is started again by the training
+process with ``--replay``: it delivers every spool from its first unconfirmed
+record, and finds a run its predecessor may have created by the run's key.
 
 ``ORCHESTRATOR_WORKER_STATS=<file>`` makes the worker append its peak memory and
 CPU time to ``file`` as it exits (one JSON line), for the benchmarks.
@@ -54,9 +58,11 @@ FIRST_BACKOFF, MAX_BACKOFF = 0.5, 5.0
 class Worker:
     """Delivers the spools it is told about, one record stream after the other, with one client."""
 
-    def __init__(self, client: Any, send):
+    def __init__(self, client: Any, send, replay: bool = False):
         self.client = client
         self.send = send
+        #: A worker started again after its predecessor died: a run may exist without a saved id.
+        self.replay = replay
         self.deliveries: dict[str, Delivery] = {}
         self.dirty: set[str] = set()
         self.retry_at = 0.0
@@ -67,7 +73,8 @@ class Worker:
         if "spool" in message:
             folder = message["spool"]
             if folder not in self.deliveries:
-                self.deliveries[folder] = Delivery(Spool(Path(folder)), self.client)
+                delivery = self.deliveries[folder] = Delivery(Spool(Path(folder)), self.client)
+                delivery.failed_before = self.replay  # then found by its run key, never created twice
             self.dirty.add(folder)
         elif "preload" in message:
             try:
@@ -103,13 +110,14 @@ class Worker:
                 self.send({"back": True})
             self.backoff = FIRST_BACKOFF
             self.dirty.discard(folder)
-            if done or delivery.finished:
-                self._report(folder, delivery)
-            if delivery.finished and not delivery.spool.records(delivery.delivered):
+            complete = delivery.complete
+            if done or complete:
+                self._report(folder, delivery, complete)
+            if complete:
                 delivery.spool.remove()
                 del self.deliveries[folder]
 
-    def _report(self, folder: str, delivery: Delivery) -> None:
+    def _report(self, folder: str, delivery: Delivery, complete: bool = False) -> None:
         state = delivery.state
         self.send(
             {
@@ -118,7 +126,7 @@ class Worker:
                 "run_id": state.get("run_id"),
                 "experiment_id": state.get("experiment_id"),
                 "results": state.get("results", {}),
-                "finished": delivery.finished,
+                "finished": delivery.finished or complete,
             }
         )
 
@@ -158,7 +166,7 @@ def main(argv: list[str]) -> int:
     except Exception as error:
         send({"fatal": f"{type(error).__name__}: {error}"})
         return 1
-    worker = Worker(client, send)
+    worker = Worker(client, send, replay="--replay" in argv[1:])
     deadline: float | None = None
     while True:
         timeout = worker.wait_seconds()
