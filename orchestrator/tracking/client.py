@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.tracking.spool import Spool
+from orchestrator.tracking.store import FULL_DISK_MARKERS
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -163,11 +164,14 @@ class WorkerProcess:
                 )
             elif "outage" in message:
                 self.problem = message["outage"]
+                full = any(marker in self.problem.lower() for marker in FULL_DISK_MARKERS)
                 log.warning(
-                    "MLflow at %s does not answer (%s). Training goes on; what it logs is kept on disk "
-                    "and delivered when MLflow is back.",
-                    self.uri,
+                    "%s (%s). Training goes on; what it logs is kept on disk and delivered when %s.",
+                    "A disk of the MLflow store or the spool is full"
+                    if full
+                    else f"MLflow at {self.uri} does not answer",
                     self.problem,
+                    "there is space again" if full else "MLflow is back",
                 )
             elif "back" in message:
                 self.problem = None

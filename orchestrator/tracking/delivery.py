@@ -37,7 +37,7 @@ import logging
 from typing import Any
 
 from orchestrator.tracking.spool import Spool
-from orchestrator.tracking.store import file_lock, is_transient
+from orchestrator.tracking.store import file_lock, is_full_disk, is_transient
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -121,12 +121,14 @@ class Delivery:
         return done
 
     def _save_state(self) -> None:
+        """Note on disk how far delivery got; on a full disk MLflow has the records all the same,
+        so delivery goes on (a later delivery from the older note repeats some: that changes nothing)."""
         try:
             self.spool.save_state(self.state)
-        except OSError as error:  # a full disk: MLflow has the records; noting it waits for space
-            if is_transient(error):
-                raise Outage(_short(error)) from error
-            raise
+        except OSError as error:
+            if not is_full_disk(error):
+                raise
+            (self.spool.folder / ".state.json.partial").unlink(missing_ok=True)
 
     @property
     def complete(self) -> bool:
@@ -182,12 +184,12 @@ class Delivery:
             getattr(self, f"_{op}")(batch[0], run_id)
 
     def _start_run(self, record: dict[str, Any]) -> None:
-        if self.state.get("run_id"):
-            return
         client = self.client
-        if record.get("run_id"):
+        if record.get("run_id"):  # reopened (a resumed run), also later in the spool of its first start
             run = client.get_run(record["run_id"])
             client.update_run(run.info.run_id, status="RUNNING")
+        elif self.state.get("run_id"):
+            return
         else:
             experiment_id = experiment_by_name(client, record["experiment"])
             run = self._created_before(experiment_id, record["run_key"]) if self.failed_before else None

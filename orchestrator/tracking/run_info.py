@@ -90,7 +90,7 @@ def wait_for_delivery(run_log: RunLog, timeout: float) -> bool:
     if run_log.wait(timeout=min(timeout, QUIET_WAIT)):
         return True
     left = timeout - QUIET_WAIT
-    if left <= 0:
+    if left <= 0 or not run_log.worker.alive:
         return False
     why = f": {run_log.worker.problem}" if run_log.worker.problem else ""
     log.info(

@@ -167,9 +167,14 @@ TRANSIENT_MARKERS = (
     " 429",
     "bad gateway",
     "service unavailable",
+)
+#: What the text of a full-disk error contains (SQLite says "disk I/O error" when it cannot create its
+#: ``-shm`` file on a full disk).
+FULL_DISK_MARKERS = (
     "no space left on device",
     "database or disk is full",
     "disk quota exceeded",
+    "disk i/o error",
 )
 #: ``errno`` values of a full disk: space may come back, so what waits is delivered later.
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
@@ -192,19 +197,25 @@ def is_full_disk(error: BaseException | None) -> bool:
     while error is not None and seen < 10:
         if isinstance(error, OSError) and error.errno in FULL_DISK:
             return True
+        if any(marker in str(error).lower() for marker in FULL_DISK_MARKERS):
+            return True
         error, seen = error.__cause__ or error.__context__, seen + 1
     return False
 
 
 def retry(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``call(*args, **kwargs)``, retried with jittered backoff while the error is transient."""
+    """``call(*args, **kwargs)``, retried with jittered backoff while the error is transient.
+
+    A full disk is not retried here: it does not clear in seconds, and the worker
+    keeps what waits in the spool meanwhile.
+    """
     deadline = time.monotonic() + RETRY_SECONDS
     delay = 0.05
     while True:
         try:
             return call(*args, **kwargs)
         except Exception as error:
-            if not is_transient(error) or time.monotonic() + delay > deadline:
+            if not is_transient(error) or is_full_disk(error) or time.monotonic() + delay > deadline:
                 raise
             log.debug("MLflow busy (%s); retrying in %.2f s", error, delay)
             time.sleep(delay * (1 + random.random()))

@@ -13,6 +13,9 @@ What counts as an MLflow store: an SQLite file that does not exist yet (its
 folder is created), an empty file, an SQLite database without tables, or one
 with MLflow's tables (``experiments``, ``runs``, ``alembic_version``).
 
+``tracking.register_model`` is checked too, against the Model Registry's rules
+for names (:func:`check_registered_model_name`).
+
 Example::
 
     check_target("sqlite:///mlflow.db", "tracking.uri")      # fine: created on first use
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import sqlite3
 from importlib import metadata
 from pathlib import Path
@@ -102,7 +106,10 @@ def check_sqlite(uri: str, key: str) -> None:
         raise UserError(key, f"'{uri}': {path} is not an SQLite database; it is left as it is. {RIGHT}")
     tables = sqlite_tables(path)
     if tables is None:
-        raise UserError(key, f"'{uri}': {path} is a damaged SQLite database; it is left as it is. {RIGHT}")
+        raise UserError(
+            key,
+            f"'{uri}': {path} cannot be read as an SQLite database (damaged?); it is left as it is. {RIGHT}",
+        )
     if tables and not MLFLOW_TABLES <= tables:
         shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
         raise UserError(
@@ -113,10 +120,39 @@ def check_sqlite(uri: str, key: str) -> None:
 
 
 def sqlite_tables(path: Path) -> set[str] | None:
-    """The table names of the SQLite database ``path``, opened read-only (``None``: it cannot be read)."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    except sqlite3.Error:
-        return None
-    return {name for (name,) in rows}
+    """The table names of the SQLite database ``path``, read without writing (``None``: unreadable).
+
+    Read-only first; then as an immutable file, which needs no ``-shm`` file (a
+    WAL-mode store on a full or read-only disk).
+    """
+    for mode in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)) as db:
+                rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        except sqlite3.Error:
+            continue
+        return {name for (name,) in rows}
+    return None
+
+
+def check_registered_model_name(name: str, key: str = "tracking.register_model") -> None:
+    """Refuse a Model Registry name MLflow would refuse after training (its rules as of MLflow 3).
+
+    Example::
+
+        check_registered_model_name("mnist-classifier")     # fine
+        check_registered_model_name("team/mnist")           # UserError: no '/' or ':'
+    """
+    if not name.strip():
+        problem = "is empty"
+    elif "/" in name or ":" in name:
+        problem = "contains '/' or ':'"
+    elif posixpath.normpath(name) != name or name.startswith(".."):
+        problem = "would change as a file name (leading or trailing dots or spaces?)"
+    else:
+        return
+    raise UserError(
+        key,
+        f"'{name}' {problem}, which the MLflow Model Registry refuses. Give a name like "
+        "'mnist-classifier' (letters, digits, '-', '_', '.'), or leave it empty to only log the model.",
+    )

@@ -61,7 +61,7 @@ from orchestrator.tracking.run_info import (
 )
 from orchestrator.tracking.spool import FOLDER as SPOOL_FOLDER
 from orchestrator.tracking.store import RETRY_SECONDS, is_full_disk
-from orchestrator.tracking.target import check_target, uri_source
+from orchestrator.tracking.target import check_registered_model_name, check_target, uri_source
 
 __all__ = ["RUN_LOG", "MlflowTracker", "review_hint", "run_log_of", "tracking_uri"]
 
@@ -131,6 +131,8 @@ class MlflowTracker:
                 tags["mlflow.parentRunId"] = sweep.state["mlflow.parent_run_id"]
         if not (sweep and sweep.state.get("mlflow.tracking_uri")):
             check_target(uri, uri_source())  # before the worker starts, and before TensorFlow loads
+        if settings.log_model and settings.get("register_model"):
+            check_registered_model_name(str(settings.register_model))
         context.tracking_uri = uri
         resume = context.resume
         reopened = resume.run_id if resume is not None else None
@@ -230,7 +232,11 @@ class MlflowTracker:
             return
         if sweep.resumed and sweep.state.get("mlflow.parent_run_id"):
             run_id = sweep.state["mlflow.parent_run_id"]
-            parent = RunLog(self._worker(sweep.state["mlflow.tracking_uri"]), Path(sweep.dir) / SPOOL_FOLDER)
+            # The parent's records go on in the interrupted sweep's spool, if it is still there: one
+            # spool per run, which ends (and is removed) with the run, never left half-told.
+            earlier = Path(sweep.state.get("resumed_from") or sweep.dir) / SPOOL_FOLDER
+            folder = earlier if earlier.is_dir() else Path(sweep.dir) / SPOOL_FOLDER
+            parent = RunLog(self._worker(sweep.state["mlflow.tracking_uri"]), folder)
             experiment = experiment_name(settings.experiment_name, sweep.experiment)
             parent.start(experiment, {}, run_id=run_id, announce=False)
             sweep.stash[RUN_LOG] = parent
