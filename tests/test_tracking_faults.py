@@ -21,6 +21,8 @@ import pytest
 
 from tests.conftest import REPO, TINY, cli_env, heavy_modules_imported, mlflow_client, only_run, run_cli
 
+pytestmark = pytest.mark.slow
+
 FAULTS_SITE = REPO / "tests" / "fixtures" / "faults-site"
 RUN = ["+experiment=mnist", "trainer.verbose=0", "tracking.log_model=false"]
 
