@@ -13,13 +13,24 @@ import csv
 import hashlib
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY, cli_env, heavy_modules_imported, mlflow_client, only_run, run_cli
+from tests.conftest import (
+    REPO,
+    TINY,
+    cli_env,
+    fixture_env,
+    heavy_modules_imported,
+    interrupt,
+    mlflow_client,
+    only_run,
+    run_cli,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -236,6 +247,22 @@ def test_sync_of_a_file_says_it_needs_a_folder(workdir):
     result = run_cli("sync", str(file), cwd=workdir)
     assert result.returncode == 2
     assert "sync needs a folder" in result.stderr and str(file) in result.stderr
+
+
+def test_a_resumed_sweep_leaves_no_spool_for_sync_to_report(workdir):
+    args = [
+        "-m", "+experiment=mnist", "seed=1,2", "trainer.epochs=1", "trainer.limit_batches=5",
+        "stages.predict=null", "tracking.log_model=false",
+        interrupt("kill", 0, 2, "KILL", workdir / "kill", after=1),  # in job 1: the sweep dies
+    ]  # fmt: skip
+    first = run_cli(*args, cwd=workdir, env=fixture_env())
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    second = run_cli(*args, cwd=workdir, env=fixture_env())
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "1 finished job(s) carry over" in second.stdout
+    assert not list(workdir.rglob("mlflow-spool"))  # the parent's records went on in its first spool
+    synced = run_cli("sync", str(workdir), cwd=workdir)
+    assert synced.returncode == 0 and "Nothing to deliver" in synced.stdout, synced.stdout + synced.stderr
 
 
 def test_sync_removes_a_spool_whose_run_ended_and_was_delivered_before(workdir):
