@@ -257,6 +257,21 @@ def orchestrator_on_artifact(context: RunContext, path: Path, artifact_path: str
 def orchestrator_after_run(context: RunContext, error: BaseException | None) -> None:
     """Called once at the end of every run that reached ``before_run``.
 
+    The run's record is still open here: what a plugin hands over now
+    (``context.log_artifact``, ``context.set_tags``) is recorded, whatever the
+    plugin is named. The tracker ends
+    the MLflow run after every plugin's ``after_run`` (it is a hook wrapper), so a
+    plugin cannot see the run's final status or wait for MLflow here.
+
+    Example::
+
+        @hookimpl
+        def orchestrator_after_run(context, error):
+            report = context.output_dir / "report.html"
+            report.write_text(render(context.metrics))
+            context.log_artifact(report, "reports")
+            context.set_tags(report="reports/report.html")
+
     Args:
         error: the exception that ended the run, or ``None`` when it succeeded.
     """

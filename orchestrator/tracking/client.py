@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.tracking.spool import Spool
+from orchestrator.tracking.store import FULL_DISK_MARKERS
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -51,30 +53,41 @@ def now_ms() -> int:
 class WorkerProcess:
     """The tracking worker for one tracking URI: started at once, fed with spool notifications.
 
+    A worker that dies before it is closed (killed, out of memory) is started
+    again, up to ``RESTARTS`` times, with one log line; the new one delivers every
+    run's spool from its first unconfirmed record (delivering twice changes nothing).
+
     Args:
         uri: the MLflow tracking URI the worker delivers to.
     """
+
+    RESTARTS = 3
 
     def __init__(self, uri: str):
         self.uri = uri
         self.logs: dict[str, RunLog] = {}
         self.alive = True
         self.problem: str | None = None
+        self.closing = False
+        self.restarts = 0
         self._lock = threading.Lock()
+        self.process = self._spawn()
+        threading.Thread(target=self._read, name="tracking-worker-reader", daemon=True).start()
+
+    def _spawn(self, replay: bool = False) -> subprocess.Popen:
         env = dict(os.environ)
         # The worker retries on its own, without blocking anyone: MLflow's retries would only delay it.
         env.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         env.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         env.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.tracking.worker", uri],
+        return subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.tracking.worker", self.uri, *(["--replay"] * replay)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
             text=True,
             bufsize=1,
         )
-        threading.Thread(target=self._read, name="tracking-worker-reader", daemon=True).start()
 
     def send(self, message: dict[str, Any]) -> None:
         with self._lock:
@@ -84,7 +97,7 @@ class WorkerProcess:
                 self.process.stdin.write(json.dumps(message) + "\n")
                 self.process.stdin.flush()
             except (BrokenPipeError, OSError, ValueError):
-                self.alive = False
+                pass  # the worker died: the reader starts another, which reads the spools again
 
     def preload(self, module: str) -> None:
         """Ask the worker to import ``module`` now, while it is idle."""
@@ -93,6 +106,7 @@ class WorkerProcess:
     def close(self, timeout: float = 5.0) -> None:
         """Close the worker's input; it exits once nothing is pending (or after its own grace period)."""
         with self._lock:
+            self.closing = True
             if self.process.stdin is not None and not self.process.stdin.closed:
                 try:
                     self.process.stdin.close()
@@ -104,13 +118,43 @@ class WorkerProcess:
             pass  # still delivering: it exits by itself; what it cannot deliver stays in the spools
 
     def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
+        """Follow what the worker reports; start it again if it dies before it is closed."""
+        while True:
+            process = self.process
+            fatal = self._follow(process)
+            code = process.wait()
+            with self._lock:
+                if fatal or self.closing or self.restarts >= self.RESTARTS:
+                    break
+                self.restarts += 1
+                self.process = self._spawn(replay=True)
+            log.warning(
+                "The tracking worker (pid %d) died (%s); started another (pid %d), which delivers what "
+                "this process logged from the spool again. Nothing is lost.",
+                process.pid,
+                exit_reason(code),
+                self.process.pid,
+            )
+            for key, run_log in list(self.logs.items()):
+                if not run_log.finished:
+                    self.send({"spool": key})
+        if not fatal and not self.closing:
+            self.problem = f"the tracking worker died ({exit_reason(code)}) {self.restarts + 1} times"
+        self.alive = False
+        for run_log in list(self.logs.values()):
+            run_log.update({})
+
+    def _follow(self, process: subprocess.Popen) -> bool:
+        """Read ``process``'s messages until it exits; whether it said it cannot start (fatal)."""
+        assert process.stdout is not None
+        fatal = False
+        for line in process.stdout:
             try:
                 message = json.loads(line)
             except json.JSONDecodeError:
                 continue
             if "fatal" in message:
+                fatal = True
                 self.problem = message["fatal"]
                 log.error(
                     "MLflow tracking at %s cannot start (%s). Training goes on; what it logs is kept "
@@ -120,20 +164,31 @@ class WorkerProcess:
                 )
             elif "outage" in message:
                 self.problem = message["outage"]
+                full = any(marker in self.problem.lower() for marker in FULL_DISK_MARKERS)
                 log.warning(
-                    "MLflow at %s does not answer (%s). Training goes on; what it logs is kept on disk "
-                    "and delivered when MLflow is back.",
-                    self.uri,
+                    "%s (%s). Training goes on; what it logs is kept on disk and delivered when %s.",
+                    "A disk of the MLflow store or the spool is full"
+                    if full
+                    else f"MLflow at {self.uri} does not answer",
                     self.problem,
+                    "there is space again" if full else "MLflow is back",
                 )
             elif "back" in message:
                 self.problem = None
                 log.info("MLflow at %s answers again; delivering what was kept.", self.uri)
             elif message.get("spool") in self.logs:
                 self.logs[message["spool"]].update(message)
-        self.alive = False
-        for run_log in list(self.logs.values()):
-            run_log.update({})
+        return fatal
+
+
+def exit_reason(code: int | None) -> str:
+    """``killed by SIGKILL`` or ``exit code 1``, for a process's return code."""
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 class RunLog:
@@ -208,9 +263,12 @@ class RunLog:
         return self._append({"op": "call", "target": target, "kwargs": kwargs})
 
     def end(self, status: str) -> None:
-        self._append({"op": "end", "status": status, "time": now_ms()})
-        self.spool.sync_to_disk()
-        self.spool.close()
+        """Record the run's end; the spool is closed even when the record cannot be written."""
+        try:
+            self._append({"op": "end", "status": status, "time": now_ms()})
+            self.spool.sync_to_disk()
+        finally:
+            self.spool.close()
 
     def _append(self, record: dict[str, Any]) -> int:
         seq = self.spool.append(record)

@@ -20,7 +20,7 @@ server before the connection broke is found again by its ``orchestrator.run_key`
 tag. So after an outage the worker (or ``python -m orchestrator sync``) simply
 delivers again from the first record not confirmed.
 
-A transient error (server unreachable, database locked) raises :class:`Outage`
+A transient error (server unreachable, database locked, disk full) raises :class:`Outage`
 and leaves the record pending; any other error rejects that one record with a
 warning, and delivery goes on.
 
@@ -37,7 +37,7 @@ import logging
 from typing import Any
 
 from orchestrator.tracking.spool import Spool
-from orchestrator.tracking.store import file_lock, is_transient
+from orchestrator.tracking.store import file_lock, is_full_disk, is_transient
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -85,8 +85,11 @@ class Delivery:
         """Deliver every pending record; return how many. Raises :class:`Outage` (some may be delivered).
 
         Holds a lock on the spool meanwhile, so that the worker and ``python -m
-        orchestrator sync`` never deliver the same spool at the same time.
+        orchestrator sync`` never deliver the same spool at the same time. A spool
+        folder that is gone (delivered and removed) is left gone.
         """
+        if not self.spool.folder.is_dir():
+            return 0
         with file_lock(self.spool.folder / LOCK):
             on_disk = self.spool.state()
             if int(on_disk.get("delivered", 0)) > self.delivered:  # someone else delivered meanwhile
@@ -111,11 +114,27 @@ class Delivery:
                     self._reject(batch[0], error)
             del self.pending[: len(batch)]
             self.state["delivered"] = batch[-1]["seq"] + 1
-            self.spool.save_state(self.state)
+            self._save_state()
             done += len(batch)
             if batch[-1]["op"] == "end":
                 self.finished = True
         return done
+
+    def _save_state(self) -> None:
+        """Note on disk how far delivery got; on a full disk MLflow has the records all the same,
+        so delivery goes on (a later delivery from the older note repeats some: that changes nothing)."""
+        try:
+            self.spool.save_state(self.state)
+        except OSError as error:
+            if not is_full_disk(error):
+                raise
+            (self.spool.folder / ".state.json.partial").unlink(missing_ok=True)
+
+    @property
+    def complete(self) -> bool:
+        """Whether MLflow has every record and the last one ended the run (now or in an earlier delivery)."""
+        records = self.spool.records(max(0, self.delivered - 1))
+        return len(records) == 1 and records[0]["seq"] == self.delivered - 1 and records[0]["op"] == "end"
 
     def _deliver_alone(self, record: dict[str, Any]) -> None:
         try:
@@ -165,12 +184,12 @@ class Delivery:
             getattr(self, f"_{op}")(batch[0], run_id)
 
     def _start_run(self, record: dict[str, Any]) -> None:
-        if self.state.get("run_id"):
-            return
         client = self.client
-        if record.get("run_id"):
+        if record.get("run_id"):  # reopened (a resumed run), also later in the spool of its first start
             run = client.get_run(record["run_id"])
             client.update_run(run.info.run_id, status="RUNNING")
+        elif self.state.get("run_id"):
+            return
         else:
             experiment_id = experiment_by_name(client, record["experiment"])
             run = self._created_before(experiment_id, record["run_key"]) if self.failed_before else None

@@ -24,8 +24,9 @@ model's output on the input example, saved next to the run's spool. The
 drawing and the MLflow model are the tracking worker's
 (:mod:`orchestrator.tracking.review_worker`), which builds the model from
 the ``model.keras`` the run already saved. Without tracking, the plots are drawn
-here. The work is handed over before the tracker ends the run: this plugin's
-``orchestrator_after_run`` is ``tryfirst``, the summary ``trylast``. Keras and
+here. The work is handed over before the tracker ends the run (the tracker ends
+it after every plugin's ``orchestrator_after_run``); the summary is a hook
+wrapper around the tracker's, so it comes after the end. Keras and
 matplotlib are imported inside the hooks only. Block the plugin with
 ``ORCHESTRATOR_DISABLE_PLUGINS=mlflow_review``.
 """
@@ -212,9 +213,20 @@ def _draw_here(context, review: _Review, confusion) -> None:
         review.plots.append(f"plots/{name}.png")
 
 
-@hookimpl(specname="orchestrator_after_run", trylast=True)
+@hookimpl(specname="orchestrator_after_run", wrapper=True, tryfirst=True)
 def summarize(context, error):
-    """The last lines of a run: test metrics, run id, and where to review it."""
+    """The last lines of a run: test metrics, run id, and where to review it.
+
+    The outermost wrapper of ``after_run``: it prints after every plugin's
+    ``after_run`` and after the tracker (an inner wrapper) has ended the run.
+    """
+    result = yield
+    print_summary(context, error)
+    return result
+
+
+def print_summary(context, error) -> None:
+    """Log the summary of a run that ended (nothing for a failed run or a sweep's job)."""
     review = context.stash.pop(REVIEW, None)
     if error is not None or review is None or context.sweep is not None or not context.chief:
         return

@@ -159,14 +159,28 @@ def log_model(
             input_example=input_example,
             signature=signature,
             pip_requirements=requirements,
-            registered_model_name=register,
             step=step,
             validate_serving_input=False,
         )
     uri = info.model_uri
     if register:
-        uri += f" (registered as {register} version {info.registered_model_version})"
+        uri += " " + _register(client, uri, register)
     return uri
+
+
+def _register(client, uri: str, name: str) -> str:
+    """Register the logged model ``uri`` as a new version of ``name``; the model stays if that fails."""
+    import mlflow
+
+    try:
+        with _tracking_uri(client.tracking_uri):
+            version = mlflow.register_model(uri, name)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        log.warning("tracking.register_model=%s: the model is logged but not registered: %s", name, error)
+        return f"(not registered as {name}: {type(error).__name__})"
+    return f"(registered as {name} version {version.version})"
 
 
 def _load_example(file: str) -> tuple[Any, Any]:

@@ -1,9 +1,9 @@
 """The tracking spool: what a run logs to MLflow, kept on disk until MLflow has it.
 
 Every metric, param, tag, artifact and the run's start and end become one JSON
-line of ``<output folder>/mlflow-spool/records.jsonl``, written (and flushed to the
+line of ``<output folder>/mlflow-spool/records.jsonl``, written (and handed to the
 operating system) before the logging call returns, so that a crash of the
-training process loses nothing. The tracking worker
+training process loses nothing; a write the full disk refuses is undone whole. The tracking worker
 (:mod:`orchestrator.tracking.worker`) delivers the records in order and notes
 how far it got in ``state.json`` (with the run's id once MLflow gave one); when
 every record is delivered and the run has ended, the folder is removed. A folder
@@ -19,11 +19,12 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 #: The spool's folder inside a run's (or a sweep's) output folder.
 FOLDER = "mlflow-spool"
@@ -41,37 +42,47 @@ class Spool:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self._lock = threading.Lock()
-        self._handle: TextIO | None = None
+        self._fd: int | None = None
         self.count = 0
 
     # -- the training process's side ------------------------------------------------
 
     def append(self, record: dict[str, Any]) -> int:
-        """Write ``record`` with the next sequence number; return that number."""
+        """Write ``record`` with the next sequence number; return that number.
+
+        A write that fails (``ENOSPC``: the disk is full) is undone, so the records
+        already written stay readable, and the error is raised.
+        """
         with self._lock:
-            if self._handle is None:
+            if self._fd is None:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 _drop_torn_tail(self.folder / RECORDS)
                 self.count = len(self.records())
-                self._handle = open(self.folder / RECORDS, "a", encoding="utf-8")  # noqa: SIM115
+                self._fd = os.open(self.folder / RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             seq = self.count
-            handle = self._handle
-            handle.write(json.dumps({"seq": seq, **record}, default=str) + "\n")
-            handle.flush()
+            line = (json.dumps({"seq": seq, **record}, default=str) + "\n").encode("utf-8")
+            size = os.fstat(self._fd).st_size
+            try:
+                written = os.write(self._fd, line)
+                if written != len(line):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.folder / RECORDS))
+            except OSError:
+                os.ftruncate(self._fd, size)  # no half line for the next record to run into
+                raise
             self.count += 1
             return seq
 
     def sync_to_disk(self) -> None:
         """``fsync`` the records: they then survive a power cut too, not only a crash."""
         with self._lock:
-            if self._handle is not None:
-                os.fsync(self._handle.fileno())
+            if self._fd is not None:
+                os.fsync(self._fd)
 
     def close(self) -> None:
         with self._lock:
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     # -- the worker's side ----------------------------------------------------------
 

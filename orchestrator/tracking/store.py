@@ -17,6 +17,10 @@ Three problems of SQLite stores, and their cure here:
 * concurrent writers can get ``database is locked``: every call is retried with
   backoff for up to ``RETRY_SECONDS`` instead of failing the job.
 
+A full disk (``ENOSPC``, SQLite's "database or disk is full") is transient too:
+the records wait in the spool until there is space again. A target that is not
+an MLflow store is never opened (:mod:`orchestrator.tracking.target`).
+
 Example::
 
     client = open_client("sqlite:///mlflow.db")
@@ -26,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import random
@@ -68,9 +73,16 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def open_client(uri: str) -> Any:
-    """An ``MlflowClient`` on ``uri`` whose store is created and migrated exactly once."""
+    """An ``MlflowClient`` on ``uri`` whose store is created and migrated exactly once.
+
+    A target that is not an MLflow store (another application's SQLite file, a
+    folder) raises :class:`~orchestrator.errors.UserError` and is left untouched.
+    """
     from mlflow.tracking import MlflowClient
 
+    from orchestrator.tracking.target import check_target
+
+    check_target(uri)
     database = sqlite_path(uri)
     if database is None:
         return MlflowClient(tracking_uri=uri)
@@ -156,25 +168,54 @@ TRANSIENT_MARKERS = (
     "bad gateway",
     "service unavailable",
 )
+#: What the text of a full-disk error contains (SQLite says "disk I/O error" when it cannot create its
+#: ``-shm`` file on a full disk).
+FULL_DISK_MARKERS = (
+    "no space left on device",
+    "database or disk is full",
+    "disk quota exceeded",
+    "disk i/o error",
+)
+#: ``errno`` values of a full disk: space may come back, so what waits is delivered later.
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 
 
 def is_transient(error: BaseException) -> bool:
-    """Errors worth retrying: a locked SQLite database, a busy or unreachable server."""
-    if isinstance(error, (ConnectionError, TimeoutError)):
+    """Errors worth retrying: a locked SQLite database, a busy or unreachable server, a full disk.
+
+    The causes of a wrapped error count too (an ``MlflowException`` raised from an ``OSError``).
+    """
+    if is_full_disk(error) or isinstance(error, (ConnectionError, TimeoutError)):
         return True
     text = f"{type(error).__name__}: {error}".lower()
     return any(marker in text for marker in TRANSIENT_MARKERS)
 
 
+def is_full_disk(error: BaseException | None) -> bool:
+    """Whether ``error`` (or an error that caused it) says the disk is full (``ENOSPC``)."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, OSError) and error.errno in FULL_DISK:
+            return True
+        if any(marker in str(error).lower() for marker in FULL_DISK_MARKERS):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
 def retry(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``call(*args, **kwargs)``, retried with jittered backoff while the error is transient."""
+    """``call(*args, **kwargs)``, retried with jittered backoff while the error is transient.
+
+    A full disk is not retried here: it does not clear in seconds, and the worker
+    keeps what waits in the spool meanwhile.
+    """
     deadline = time.monotonic() + RETRY_SECONDS
     delay = 0.05
     while True:
         try:
             return call(*args, **kwargs)
         except Exception as error:
-            if not is_transient(error) or time.monotonic() + delay > deadline:
+            if not is_transient(error) or is_full_disk(error) or time.monotonic() + delay > deadline:
                 raise
             log.debug("MLflow busy (%s); retrying in %.2f s", error, delay)
             time.sleep(delay * (1 + random.random()))

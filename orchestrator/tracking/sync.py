@@ -11,7 +11,9 @@ what MLflow already has changes nothing, so it is safe to run it twice.
     python -m orchestrator sync outputs/2024-05-01/12-00-00
     python -m orchestrator sync multirun/ --tracking-uri http://mlflow.internal:5000
 
-Exit code 0 when everything was delivered (or nothing was pending), 1 otherwise.
+Exit code 0 when everything was delivered (or nothing was pending), 1 otherwise,
+2 for a path that does not exist or is not a folder. A spool whose run ended and
+whose every record MLflow has (an earlier delivery got that far) is removed too.
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ def main(argv: list[str]) -> int:
     missing = [str(folder) for folder in options.folders if not folder.exists()]
     if missing:
         print(f"Error: sync: no such folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    files = [str(folder) for folder in options.folders if not folder.is_dir()]
+    if files:
+        print(
+            f"Error: sync needs a folder (a run's or a sweep's output folder, or one above them), "
+            f"not the file {', '.join(files)}.",
+            file=sys.stderr,
+        )
         return 2
     spools = find_spools(options.folders)
     if not spools:
@@ -67,7 +77,7 @@ def main(argv: list[str]) -> int:
             left += 1
             continue
         run_id = delivery.state.get("run_id")
-        if delivery.finished:
+        if delivery.complete:
             spool.remove()
             print(f"{folder}: delivered {done} records to run {run_id} at {uri}; the run is complete.")
         else:

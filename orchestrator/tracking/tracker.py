@@ -37,10 +37,7 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
-import subprocess
 import traceback
-from importlib import metadata
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -51,38 +48,24 @@ from orchestrator.errors import UserError
 from orchestrator.status import Status
 from orchestrator.sweep.journal import FAILURES, best
 from orchestrator.tracking.client import RunLog, WorkerProcess
+from orchestrator.tracking.run_info import (
+    disk_full_message,
+    experiment_name,
+    git_tags,
+    review_hint,
+    run_name,
+    tracking_uri,
+    undelivered_message,
+    version_tags,
+    wait_for_delivery,
+)
 from orchestrator.tracking.spool import FOLDER as SPOOL_FOLDER
-from orchestrator.tracking.store import RETRY_SECONDS
+from orchestrator.tracking.store import RETRY_SECONDS, is_full_disk
+from orchestrator.tracking.target import check_registered_model_name, check_target, uri_source
+
+__all__ = ["RUN_LOG", "MlflowTracker", "review_hint", "run_log_of", "tracking_uri"]
 
 log = logging.getLogger("orchestrator.tracking")
-
-
-def tracking_uri(configured: str | None) -> str:
-    """``MLFLOW_TRACKING_URI``, else the configured URI, else ``mlflow.db`` in the current folder."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
-    return uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def run_name(experiment: str | None, overrides: list[str], job: int | None = None) -> str:
-    """``mnist[seed=7,data=fashion_mnist]``, or ``mnist#3[...]`` for job 3 of a sweep."""
-    shown = [o for o in overrides if not o.startswith("+experiment=")]
-    base = (experiment or "run") + (f"#{job}" if job is not None else "")
-    return (f"{base}[{','.join(shown)}]" if shown else base)[:250]
-
-
-def review_hint(uri: str, experiment_id: str | None, run_id: str) -> str:
-    """Where to open a run in the MLflow UI (and how to start the UI on a local store)."""
-    page = f"#/experiments/{experiment_id}/runs/{run_id}" if experiment_id else ""
-    if uri.startswith(("http://", "https://")):
-        return f"Review: {uri.rstrip('/')}/{page}"
-    command = "mlflow ui --host 127.0.0.1"
-    if uri != tracking_uri(None) or "MLFLOW_TRACKING_URI" in os.environ:
-        command += f" --backend-store-uri {uri}"
-    return f"Review: `{command}` in {Path.cwd()}, then open http://127.0.0.1:5000/{page}"
-
-
-def experiment_name(configured: str | None, preset: str | None) -> str:
-    return configured or preset or "default"
 
 
 #: Where a run's (and a sweep's) :class:`RunLog` is kept: ``context.stash`` and ``sweep.stash``.
@@ -138,14 +121,18 @@ class MlflowTracker:
             "mlflow.runName": settings.run_name or run_name(context.experiment, context.overrides, job),
             "orchestrator.overrides": " ".join(context.overrides),
             "orchestrator.output_dir": str(context.output_dir),
-            **_version_tags(),
-            **_git_tags(),
+            **version_tags(),
+            **git_tags(),
             **{str(k): str(v) for k, v in masked(settings.tags).items()},
         }
         if sweep is not None:
             tags.update({"orchestrator.sweep_id": str(sweep.id), "orchestrator.job": str(sweep.number)})
             if sweep.state.get("mlflow.parent_run_id"):
                 tags["mlflow.parentRunId"] = sweep.state["mlflow.parent_run_id"]
+        if not (sweep and sweep.state.get("mlflow.tracking_uri")):
+            check_target(uri, uri_source())  # before the worker starts, and before TensorFlow loads
+        if settings.log_model and settings.get("register_model"):
+            check_registered_model_name(str(settings.register_model))
         context.tracking_uri = uri
         resume = context.resume
         reopened = resume.run_id if resume is not None else None
@@ -199,21 +186,37 @@ class MlflowTracker:
             return
         run_log.log_artifact(path, artifact_path)
 
-    @hookimpl
+    @hookimpl(wrapper=True)
     def orchestrator_after_run(self, context, error):
+        """End the run after every other plugin's ``after_run``, which may still log, tag and add files."""
+        try:
+            return (yield)
+        finally:
+            self._end_run(context, error)
+
+    def _end_run(self, context, error: BaseException | None) -> None:
         run_log = run_log_of(context)
         if run_log is None:
             return
         status = Status.of_error(error)
-        if context.objective_value is not None:
-            run_log.log_metrics({"objective": context.objective_value}, step=context.epochs_done)
-        if error is not None:
-            self._log_error(context, run_log, error)
-        run_log.end(status)
-        delivered = run_log.wait(timeout=float(context.cfg.tracking.get("delivery_timeout", 60)))
+        ended = True
+        try:
+            if context.objective_value is not None:
+                run_log.log_metrics({"objective": context.objective_value}, step=context.epochs_done)
+            if error is not None:
+                self._log_error(context, run_log, error)
+            run_log.end(status)
+        except OSError as failure:
+            if not is_full_disk(failure):
+                raise
+            ended, error = False, error if is_full_disk(error) else failure
+        timeout = float(context.cfg.tracking.get("delivery_timeout", 60))
+        delivered = wait_for_delivery(run_log, timeout)
         context.run_id = run_log.run_id
+        if is_full_disk(error):
+            raise UserError("hydra.run.dir", disk_full_message(context, run_log, status, ended))
         if not delivered:
-            log.warning("%s", undelivered_message(run_log, context.cfg.tracking.get("delivery_timeout", 60)))
+            log.warning("%s", undelivered_message(run_log, timeout))
         elif status == Status.FINISHED or context.sweep is not None:
             log.info("MLflow run %s ended %s.", run_log.run_id, status)
         else:
@@ -229,13 +232,18 @@ class MlflowTracker:
             return
         if sweep.resumed and sweep.state.get("mlflow.parent_run_id"):
             run_id = sweep.state["mlflow.parent_run_id"]
-            parent = RunLog(self._worker(sweep.state["mlflow.tracking_uri"]), Path(sweep.dir) / SPOOL_FOLDER)
+            # The parent's records go on in the interrupted sweep's spool, if it is still there: one
+            # spool per run, which ends (and is removed) with the run, never left half-told.
+            earlier = Path(sweep.state.get("resumed_from") or sweep.dir) / SPOOL_FOLDER
+            folder = earlier if earlier.is_dir() else Path(sweep.dir) / SPOOL_FOLDER
+            parent = RunLog(self._worker(sweep.state["mlflow.tracking_uri"]), folder)
             experiment = experiment_name(settings.experiment_name, sweep.experiment)
             parent.start(experiment, {}, run_id=run_id, announce=False)
             sweep.stash[RUN_LOG] = parent
             log.info("MLflow parent run %s continues for sweep %s", run_id, sweep.id)
             return
         uri = tracking_uri(settings.uri)
+        check_target(uri, uri_source())
         shown = [a for a in sweep.arguments if not a.startswith("+experiment=")]
         name = f"{sweep.experiment or 'sweep'} sweep {sweep.id}"
         tags = {
@@ -243,8 +251,8 @@ class MlflowTracker:
             "orchestrator.sweep_id": sweep.id,
             "orchestrator.sweep_dir": str(sweep.dir),
             "orchestrator.overrides": " ".join(shown),
-            **_version_tags(),
-            **_git_tags(),
+            **version_tags(),
+            **git_tags(),
         }
         parent = RunLog(self._worker(uri), Path(sweep.dir) / SPOOL_FOLDER)
         parent.start(experiment_name(settings.experiment_name, sweep.experiment), tags, announce=False)
@@ -292,7 +300,7 @@ class MlflowTracker:
         failed = not sweep.completed or any(j["status"] in FAILURES for j in jobs)
         parent.end(Status.FAILED if failed else Status.FINISHED)
         timeout = float(sweep.cfg.tracking.get("delivery_timeout", 60))
-        if not parent.wait(timeout=timeout):
+        if not wait_for_delivery(parent, timeout):
             log.warning("%s", undelivered_message(parent, timeout))
 
     # -- helpers ------------------------------------------------------------------
@@ -311,38 +319,10 @@ class MlflowTracker:
         message = f"{type(error).__name__}: {error}"
         run_log.set_tags({"orchestrator.error": message[:5000]})
         report = Path(context.output_dir) / "error.txt"
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text("".join(traceback.format_exception(error)))
-        run_log.log_artifact(report)
-
-
-def undelivered_message(run_log: RunLog, timeout: float) -> str:
-    """What to tell the user when MLflow did not take a run's records before the end of the wait."""
-    folder = run_log.spool.folder
-    why = run_log.worker.problem or "no answer"
-    return (
-        f"MLflow at {run_log.worker.uri} did not take all of this run's records within {timeout:.0f} s "
-        f"({why}): {run_log.pending} of them are kept in {folder}. Nothing is lost; deliver them when "
-        f"MLflow is back with:\n    python -m orchestrator sync {folder.parent}"
-    )
-
-
-def _version_tags() -> dict[str, str]:
-    tags = {}
-    for dist in ("tensorflow", "keras", "mlflow", "keras-orchestrator"):
         try:
-            tags[f"version.{dist}"] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return tags
-
-
-def _git_tags() -> dict[str, str]:
-    """The commit of the git checkout the command ran in, if any."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    return {"git.commit": commit} if commit else {}
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text("".join(traceback.format_exception(error)))
+        except OSError:  # a full disk: the tag above says what happened
+            report.unlink(missing_ok=True)
+            return
+        run_log.log_artifact(report)

@@ -1,6 +1,6 @@
 """The tracking worker: a child process that does a training process's MLflow work.
 
-``python -m orchestrator.tracking.worker <tracking URI>``, started by
+``python -m orchestrator.tracking.worker <tracking URI> [--replay]``, started by
 :class:`orchestrator.tracking.client.WorkerProcess` when a run starts. It imports MLflow
 and opens the store (on another core, while the training process imports
 TensorFlow and loads the data), then delivers the records that the training
@@ -23,6 +23,10 @@ is left stays in the spools for ``python -m orchestrator sync``. The worker
 ignores Ctrl-C, so that a run interrupted in the terminal can still record
 that it was ``KILLED``.
 
+A worker that dies (killed, out of memory) is started again by the training
+process with ``--replay``: it delivers every spool from its first unconfirmed
+record, and finds a run its predecessor may have created by the run's key.
+
 ``ORCHESTRATOR_WORKER_STATS=<file>`` makes the worker append its peak memory and
 CPU time to ``file`` as it exits (one JSON line), for the benchmarks.
 """
@@ -43,6 +47,7 @@ from typing import Any
 
 from orchestrator.tracking.delivery import Delivery, Outage
 from orchestrator.tracking.spool import Spool
+from orchestrator.tracking.store import is_transient
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -54,9 +59,13 @@ FIRST_BACKOFF, MAX_BACKOFF = 0.5, 5.0
 class Worker:
     """Delivers the spools it is told about, one record stream after the other, with one client."""
 
-    def __init__(self, client: Any, send):
+    def __init__(self, client: Any, send, replay: bool = False, open_store=None):
         self.client = client
         self.send = send
+        #: A worker started again after its predecessor died: a run may exist without a saved id.
+        self.replay = replay
+        #: Opens the store when ``client`` is ``None`` (again after a transient error: a full disk).
+        self.open_store = open_store
         self.deliveries: dict[str, Delivery] = {}
         self.dirty: set[str] = set()
         self.retry_at = 0.0
@@ -65,15 +74,38 @@ class Worker:
 
     def handle(self, message: dict[str, Any]) -> None:
         if "spool" in message:
-            folder = message["spool"]
-            if folder not in self.deliveries:
-                self.deliveries[folder] = Delivery(Spool(Path(folder)), self.client)
-            self.dirty.add(folder)
+            self.dirty.add(message["spool"])
         elif "preload" in message:
             try:
                 importlib.import_module(message["preload"])
             except Exception as error:  # only a head start: the module is imported again when used
                 log.debug("preload of %s failed: %s", message["preload"], error)
+
+    def open(self) -> bool:
+        """Open the store if it is not open; whether it is. A transient failure is an outage;
+        any other error is raised (the worker cannot start)."""
+        if self.client is None:
+            try:
+                self.client = self.open_store()
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                self._down(error)
+                return False
+        return True
+
+    def _down(self, error: BaseException) -> None:
+        if self.outage is None:
+            self.outage = str(error)
+            self.send({"outage": self.outage})
+        self.retry_at = time.monotonic() + self.backoff
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+
+    def _delivery(self, folder: str) -> Delivery:
+        if folder not in self.deliveries:
+            delivery = self.deliveries[folder] = Delivery(Spool(Path(folder)), self.client)
+            delivery.failed_before = self.replay  # then found by its run key, never created twice
+        return self.deliveries[folder]
 
     def due(self) -> bool:
         return bool(self.dirty) and time.monotonic() >= self.retry_at
@@ -85,17 +117,13 @@ class Worker:
         return max(0.0, self.retry_at - time.monotonic())
 
     def deliver(self) -> None:
-        """Deliver every dirty spool; on an outage, stop and schedule the next attempt."""
+        """Deliver every dirty spool (the store is open); on an outage, stop and schedule the next attempt."""
         for folder in list(self.dirty):
-            delivery = self.deliveries[folder]
+            delivery = self._delivery(folder)
             try:
                 done = delivery.deliver()
             except Outage as outage:
-                if self.outage is None:
-                    self.outage = str(outage)
-                    self.send({"outage": self.outage})
-                self.retry_at = time.monotonic() + self.backoff
-                self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+                self._down(outage)
                 self._report(folder, delivery)
                 return
             if self.outage is not None:
@@ -103,13 +131,14 @@ class Worker:
                 self.send({"back": True})
             self.backoff = FIRST_BACKOFF
             self.dirty.discard(folder)
-            if done or delivery.finished:
-                self._report(folder, delivery)
-            if delivery.finished and not delivery.spool.records(delivery.delivered):
+            complete = delivery.complete
+            if done or complete:
+                self._report(folder, delivery, complete)
+            if complete:
                 delivery.spool.remove()
                 del self.deliveries[folder]
 
-    def _report(self, folder: str, delivery: Delivery) -> None:
+    def _report(self, folder: str, delivery: Delivery, complete: bool = False) -> None:
         state = delivery.state
         self.send(
             {
@@ -118,7 +147,7 @@ class Worker:
                 "run_id": state.get("run_id"),
                 "experiment_id": state.get("experiment_id"),
                 "results": state.get("results", {}),
-                "finished": delivery.finished,
+                "finished": delivery.finished or complete,
             }
         )
 
@@ -148,17 +177,21 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format=form, stream=sys.stderr)
     inbox: queue.Queue = queue.Queue()
     threading.Thread(target=read_messages, args=(sys.stdin, inbox), daemon=True).start()
-    try:
-        from orchestrator.tracking.store import open_client
+    from orchestrator.tracking.store import open_client
 
+    def open_store() -> Any:
         client = open_client(argv[0])
         import mlflow
 
         mlflow.set_tracking_uri(argv[0])  # the worker's one store, for MLflow's APIs that read it
+        return client
+
+    worker = Worker(None, send, replay="--replay" in argv[1:], open_store=open_store)
+    try:
+        worker.open()  # now, while the training process imports TensorFlow
     except Exception as error:
         send({"fatal": f"{type(error).__name__}: {error}"})
         return 1
-    worker = Worker(client, send)
     deadline: float | None = None
     while True:
         timeout = worker.wait_seconds()
@@ -177,7 +210,13 @@ def main(argv: list[str]) -> int:
             else:
                 worker.handle(message)
         if worker.due():
-            worker.deliver()
+            try:
+                opened = worker.open()
+            except Exception as error:  # the store cannot be opened after all
+                send({"fatal": f"{type(error).__name__}: {error}"})
+                return 1
+            if opened:
+                worker.deliver()
         if deadline is not None and (not worker.dirty or time.monotonic() >= deadline):
             return 0
 
