@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from orchestrator.errors import UserError
+from orchestrator.secrets import MASK, SECRET_WORDS, is_secret, masked  # noqa: F401 (their old home)
 from orchestrator.targets import DEFAULT_ALLOWED, TARGET, check_targets
 
 
@@ -279,27 +280,6 @@ def _check_loss(node: Any, key: str, registry: Any) -> None:
             _check_loss(entry, f"{key}[{index}]", registry)
     else:
         raise UserError(key, f"expected a loss name, a {{name: ...}} mapping or null, got {node!r}.")
-
-
-#: Key words whose values never reach MLflow: params and config artifacts show ``MASK``.
-SECRET_WORDS = ("password", "passwd", "token", "secret", "api_key", "apikey", "credential", "private_key")
-MASK = "****"
-
-
-def is_secret(key: str) -> bool:
-    """Whether a config key (``tracking.tags.api_token``) names a secret."""
-    name = str(key).rsplit(".", 1)[-1].lower()
-    return any(word in name for word in SECRET_WORDS)
-
-
-def masked(node: Any) -> Any:
-    """A plain copy of ``node`` with the value of every secret key replaced by ``MASK``."""
-    node = to_python(node)
-    if isinstance(node, Mapping):
-        return {k: MASK if is_secret(k) and v is not None else masked(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [masked(value) for value in node]
-    return node
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
