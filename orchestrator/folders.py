@@ -136,3 +136,21 @@ def claim_folder(
 def named_by_time(pattern: Any) -> bool:
     """Whether a folder pattern as written (``outputs/${now:%H-%M-%S}``) is new for every start."""
     return "${now:" in str(pattern)
+
+
+def follows_a_chief() -> bool:
+    """Whether ``TF_CONFIG`` makes this process a worker that is not the chief of a multi-worker run.
+
+    Such a worker writes its files in a temporary folder (:func:`orchestrator.distribute.worker_files`),
+    so it may share a folder the user named with its chief.
+    """
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task, cluster = config.get("task") or {}, config.get("cluster") or {}
+        if not task:
+            return False
+        if "chief" in cluster:
+            return task.get("type") != "chief"
+        return not (task.get("type") == "worker" and int(task.get("index", 0)) == 0)
+    except (ValueError, AttributeError, TypeError):
+        return False

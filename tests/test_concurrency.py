@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from orchestrator.folders import OWNER, try_claim
 from orchestrator.sweep.journal import read_journal
-from tests.conftest import TINY, cli_env, mlflow_client, run_cli
+from tests.conftest import TINY, cli_env, fixture_env, interrupt, mlflow_client, only_run, run_cli
 
 #: Waits, imported, on the pipe ``GO_FD``, then runs ``python -m orchestrator`` with its arguments.
 WRAPPER = """
@@ -167,3 +168,18 @@ def test_a_folder_is_claimed_by_one_process_and_taken_over_only_to_resume(tmp_pa
     (tmp_path / "user" / "notes.txt").write_text("mine")
     assert try_claim(tmp_path / "user") == "not empty"
     assert sorted(p.name for p in (tmp_path / "user").iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_a_folder_you_named_resumes_there(workdir):
+    folder = workdir / "runs" / "fixed"
+    kill = interrupt("kill", 2, 1, "KILL", workdir / "killed")
+    command = ["+experiment=mnist", *TINY, "trainer.epochs=3", "trainer.limit_batches=3", kill]
+    command += [f"hydra.run.dir={folder}"]
+    assert run_cli(*command, cwd=workdir, env=fixture_env()).returncode == -signal.SIGKILL
+    resumed = run_cli(*command, cwd=workdir, env=fixture_env())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming run" in resumed.stdout
+    run = only_run(workdir, "mnist")
+    assert run.info.status == "FINISHED" and run.data.tags["orchestrator.output_dir"] == str(folder)
+    assert_complete_history(mlflow_client(workdir), run, epochs=3)

@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from orchestrator.errors import UserError
-from orchestrator.folders import Claim, claim_folder, named_by_time
+from orchestrator.folders import Claim, claim_folder, follows_a_chief, named_by_time
 from orchestrator.secrets import Secrets, mask_log, mask_yaml
 from orchestrator.status import Status
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
@@ -93,12 +94,16 @@ class SweepCallback(Callback):
                 and Path(str(entry.get(recorded))).resolve() == folder.resolve()
             )
 
+        by_time = named_by_time(pattern)
+        if not by_time and follows_a_chief():
+            return wanted
         try:
-            self.claim = claim_folder(wanted, key, named_by_time(pattern), resumes)
-        except UserError as error:
+            self.claim = claim_folder(wanted, key, by_time, resumes)
+        except UserError as error:  # Hydra would turn an exception in a callback into a warning
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                raise
-            print(f"Error: {error}\n(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
+                traceback.print_exception(error)
+            else:
+                print(f"Error: {error}\n(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
             raise SystemExit(2) from None
         if self.claim.path != wanted:
             log.warning("%s %s is taken by another process; this one uses %s", key, wanted, self.claim.path)
