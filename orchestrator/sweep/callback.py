@@ -54,6 +54,10 @@ class SweepCallback(Callback):
         self.claim: Claim | None = None
         self.secrets = Secrets()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The copy a parallel launcher sends its workers: the sweep stays with the process running it."""
+        return {**self.__dict__, "sweep": None, "index": None, "claim": None}
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """A single run: mask its secrets in the log; claim its folder (``hydra.run.dir``)."""
         self.secrets = Secrets.of(config)
