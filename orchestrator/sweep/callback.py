@@ -39,7 +39,8 @@ log = logging.getLogger("orchestrator.sweep")
 
 
 class SweepCallback(Callback):
-    """Hydra callback: opens the sweep for the plugins and reports on it at the end.
+    """Hydra callback: claims each run's and sweep's folder, masks secrets in the log and in Hydra's
+    files, opens a sweep for the plugins and reports on it at the end.
 
     Args:
         fail_fast: skip the jobs that have not started once one job failed.
