@@ -156,27 +156,6 @@ def strategy_spec(node: Any) -> tuple[str, dict[str, Any]] | None:
     return split_spec(node, "trainer.strategy")
 
 
-#: Key words whose values never reach MLflow: params and config artifacts show ``MASK``.
-SECRET_WORDS = ("password", "passwd", "token", "secret", "api_key", "apikey", "credential", "private_key")
-MASK = "****"
-
-
-def is_secret(key: str) -> bool:
-    """Whether a config key (``tracking.tags.api_token``) names a secret."""
-    name = str(key).rsplit(".", 1)[-1].lower()
-    return any(word in name for word in SECRET_WORDS)
-
-
-def masked(node: Any) -> Any:
-    """A plain copy of ``node`` with the value of every secret key replaced by ``MASK``."""
-    node = to_python(node)
-    if isinstance(node, Mapping):
-        return {k: MASK if is_secret(k) and v is not None else masked(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [masked(value) for value in node]
-    return node
-
-
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}, "c": [2]}`` -> ``{"a.b": 1, "c.0": 2}``: the config as MLflow params."""
     node = to_python(node)

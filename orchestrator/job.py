@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from orchestrator.errors import UserError
 from orchestrator.run import execute, prepare
+from orchestrator.secrets import Secrets
 from orchestrator.session import Session
 from orchestrator.status import Status
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
@@ -55,6 +56,8 @@ def run_job(cfg: DictConfig, session: Session) -> float | None:
     """Run the Hydra job of ``cfg`` in the process's ``session``; return its objective."""
     hydra_cfg = HydraConfig.get()
     sweep = current_job(hydra_cfg)
+    if sweep is not None:  # as the journal, the report and the log show them
+        sweep.overrides = Secrets.of(cfg).overrides(sweep.overrides)
 
     def prepared():
         return prepare(

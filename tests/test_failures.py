@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import MASK, masked
+from orchestrator.secrets import MASK, masked
 from tests.conftest import cli_env, fixture_env, interrupt, mlflow_client, only_run, run_cli
 
 TINY = ["data.source=bundled", "trainer.limit_batches=5", "trainer.verbose=0"]

@@ -1,6 +1,10 @@
-"""The Hydra callback that opens a sweep for the plugins and reports on it at the end.
+"""The orchestrator's Hydra callback: own folders, masked secrets, and a sweep's parent run and report.
 
-Hydra creates it from ``hydra.callbacks.orchestrator`` (``conf/config.yaml``).
+Hydra creates it from ``hydra.callbacks.orchestrator`` (``conf/config.yaml``). For
+every run and every sweep it claims the output folder before Hydra writes into it
+(:mod:`orchestrator.folders`), masks secrets in the log and in Hydra's own files
+(``.hydra/*.yaml``, ``multirun.yaml``; :mod:`orchestrator.secrets`); for a sweep it
+opens the sweep for the plugins and reports on it at the end.
 
 Example::
 
@@ -13,15 +17,20 @@ import atexit
 import json
 import logging
 import os
+import sys
 import time
+import traceback
 import uuid
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from orchestrator.errors import UserError, exit_on
+from orchestrator.folders import Claim, claim_folder, follows_a_chief, named_by_time
+from orchestrator.secrets import Secrets, mask_log, mask_yaml
 from orchestrator.status import Status
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
 from orchestrator.sweep.state import STATE, STATE_ENV, Sweep
@@ -30,7 +39,8 @@ log = logging.getLogger("orchestrator.sweep")
 
 
 class SweepCallback(Callback):
-    """Hydra callback: opens the sweep for the plugins and reports on it at the end.
+    """Hydra callback: claims each run's and sweep's folder, masks secrets in the log and in Hydra's
+    files, opens a sweep for the plugins and reports on it at the end.
 
     Args:
         fail_fast: skip the jobs that have not started once one job failed.
@@ -42,14 +52,80 @@ class SweepCallback(Callback):
         self.index: Any = None
         self.started = 0.0
         self.finished = False
+        self.claim: Claim | None = None
+        self.secrets = Secrets()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The copy a parallel launcher sends its workers: the sweep stays with the process running it."""
+        return {**self.__dict__, "sweep": None, "index": None, "claim": None}
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A single run: mask its secrets in the log; claim its folder (``hydra.run.dir``)."""
+        self.secrets = Secrets.of(config)
+        mask_log(self.secrets)
+        self._claim(config, "run", "runs", "output_dir")
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Each job (in whichever process runs it): mask its secrets in the log and in Hydra's files."""
+        secrets = Secrets.of(config)
+        mask_log(secrets)
+        if config.hydra.output_subdir is not None:
+            folder = Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)
+            for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+                mask_yaml(folder / name, secrets)
+        if config.hydra.mode == RunMode.MULTIRUN:
+            sweep_dir = Path(config.hydra.runtime.cwd) / str(config.hydra.sweep.dir)
+            mask_yaml(sweep_dir / "multirun.yaml", secrets)
+
+    def _claim(self, config: DictConfig, mode: str, kind: str, recorded: str) -> Path:
+        """Claim ``hydra.<mode>.dir`` for this process (the next free name if it is named by time).
+
+        A folder the user named is taken over only by the command's own unfinished run
+        (or sweep) being resumed; otherwise it is refused with exit code 2.
+        """
+        from orchestrator.resume.index import UNFINISHED, RunIndex, command_key
+
+        key = f"hydra.{mode}.dir"
+        node = config.hydra[mode]
+        pattern = OmegaConf.to_container(node, resolve=False)["dir"]
+        wanted = Path(str(node.dir))
+        index = RunIndex(Path(config.hydra.runtime.cwd), command_key(list(config.hydra.overrides.task)), kind)
+
+        def resumes(folder: Path) -> bool:
+            entry = index.read() or {}
+            return (
+                bool(config.get("resume", True))
+                and entry.get("status") in UNFINISHED
+                and Path(str(entry.get(recorded))).resolve() == folder.resolve()
+            )
+
+        by_time = named_by_time(pattern)
+        if not by_time and follows_a_chief():
+            return wanted
+        try:
+            self.claim = claim_folder(wanted, key, by_time, resumes)
+        except UserError as error:  # Hydra would turn an exception in a callback into a warning
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                traceback.print_exception(error)
+            else:
+                print(f"Error: {error}\n(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
+            raise SystemExit(2) from None
+        if self.claim.path != wanted:
+            log.warning("%s %s is taken by another process; this one uses %s", key, wanted, self.claim.path)
+            with read_write(config.hydra):
+                node.dir = str(self.claim.path)
+                if mode == "sweep":  # each job's config is composed again from the overrides
+                    config.hydra.overrides.hydra.append(f"{key}={quoted(str(self.claim.path))}")
+        return self.claim.path
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from orchestrator.plugins import get_plugin_manager
         from orchestrator.resume.index import RunIndex, command_key
 
         check_before_sweep(config)
-        sweep_dir = Path(config.hydra.sweep.dir).resolve()
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        self.secrets = Secrets.of(config)
+        mask_log(self.secrets)
+        sweep_dir = self._claim(config, "sweep", "sweeps", "sweep_dir").resolve()
         arguments = list(config.hydra.overrides.task)
         self.sweep = Sweep(
             dir=sweep_dir,
@@ -99,8 +175,9 @@ class SweepCallback(Callback):
         self.sweep.state["resumed_from"] = previous["sweep_dir"]
         self.sweep.resumed = True
         finished = [j for j in read_journal(Path(previous["sweep_dir"])) if j["status"] in CARRIED_OVER]
-        for job in finished:
-            record(self.sweep.dir, job)
+        if Path(previous["sweep_dir"]).resolve() != self.sweep.dir:  # a new folder; else they are there
+            for job in finished:
+                record(self.sweep.dir, job)
         log.info(
             "Resuming sweep %s from %s: %d finished job(s) carry over (resume=false starts afresh)",
             self.sweep.id,
@@ -127,6 +204,7 @@ class SweepCallback(Callback):
             return False
         self.finished = True
         self.sweep.completed = completed
+        mask_yaml(self.sweep.dir / "multirun.yaml", self.secrets)
         jobs = read_journal(self.sweep.dir)
         report = write_report(self.sweep, jobs)
         get_plugin_manager().hook.orchestrator_after_sweep(sweep=self.sweep, jobs=jobs, report=report)
@@ -171,3 +249,8 @@ def _check_launcher(launcher: DictConfig) -> None:
             "hydra.launcher.n_jobs",
             f"must be the number of jobs to run at once (1 or more; -1: one per CPU), got {n_jobs!r}.",
         )
+
+
+def quoted(value: str) -> str:
+    """``value`` as a quoted Hydra override value: ``/tmp/it's`` -> ``'/tmp/it\\'s'``."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

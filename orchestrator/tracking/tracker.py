@@ -9,7 +9,9 @@ from, so that ``mlflow ui`` started there shows the runs.
 What a job's run records:
 
 * params: the resolved config, flattened (``optimizer.learning_rate``), with the
-  values of secret-looking keys (password, token, secret, api_key, ...) masked;
+  values of secret-looking keys (password, token, secret, api_key, ...) masked, as
+  they are in the run name, the tags and the config artifacts
+  (:mod:`orchestrator.secrets`);
 * metrics: every epoch of every fit stage with step = epoch, each stage's
   summary (``test/loss``), and ``objective``;
 * artifacts: ``config/`` (resolved config and overrides), ``checkpoints/``,
@@ -43,8 +45,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from orchestrator import hookimpl
-from orchestrator.config import flatten, masked
+from orchestrator.config import flatten
 from orchestrator.errors import UserError
+from orchestrator.secrets import Secrets
 from orchestrator.status import Status
 from orchestrator.sweep.journal import FAILURES, best
 from orchestrator.tracking.client import RunLog, WorkerProcess
@@ -117,13 +120,15 @@ class MlflowTracker:
         uri = (sweep.state.get("mlflow.tracking_uri") if sweep else None) or tracking_uri(settings.uri)
         name = experiment_name(settings.experiment_name, context.experiment)
         job = sweep.number if sweep else None
+        secrets = Secrets.of(context.cfg)
+        overrides = secrets.overrides(context.overrides)
         tags = {
-            "mlflow.runName": settings.run_name or run_name(context.experiment, context.overrides, job),
-            "orchestrator.overrides": " ".join(context.overrides),
+            "mlflow.runName": secrets.text(settings.run_name or run_name(context.experiment, overrides, job)),
+            "orchestrator.overrides": " ".join(overrides),
             "orchestrator.output_dir": str(context.output_dir),
             **version_tags(),
             **git_tags(),
-            **{str(k): str(v) for k, v in masked(settings.tags).items()},
+            **{str(k): str(v) for k, v in secrets.node(settings.tags).items()},
         }
         if sweep is not None:
             tags.update({"orchestrator.sweep_id": str(sweep.id), "orchestrator.job": str(sweep.number)})
@@ -139,8 +144,8 @@ class MlflowTracker:
         run_log = self._start_run(context, uri, name, tags, run_id=reopened)
         if resume is not None:
             run_log.set_tags({"orchestrator.resumed": str(resume.count)})
-        run_log.log_params(flatten(masked(context.cfg)))
-        self._log_config(context, run_log)
+        run_log.log_params(flatten(secrets.node(context.cfg)))
+        self._log_config(context, run_log, secrets)
 
     def _start_run(
         self, context, uri: str, experiment: str, tags: dict[str, str], run_id: str | None = None
@@ -244,7 +249,8 @@ class MlflowTracker:
             return
         uri = tracking_uri(settings.uri)
         check_target(uri, uri_source())
-        shown = [a for a in sweep.arguments if not a.startswith("+experiment=")]
+        secrets = Secrets.of(sweep.cfg)
+        shown = secrets.overrides(a for a in sweep.arguments if not a.startswith("+experiment="))
         name = f"{sweep.experiment or 'sweep'} sweep {sweep.id}"
         tags = {
             "mlflow.runName": name,
@@ -257,7 +263,7 @@ class MlflowTracker:
         parent = RunLog(self._worker(uri), Path(sweep.dir) / SPOOL_FOLDER)
         parent.start(experiment_name(settings.experiment_name, sweep.experiment), tags, announce=False)
         config = sweep.dir / "sweep_config.yaml"
-        job_config = {key: masked(value) for key, value in sweep.cfg.items() if key != "hydra"}
+        job_config = {key: secrets.node(value) for key, value in sweep.cfg.items() if key != "hydra"}
         config.write_text(OmegaConf.to_yaml(OmegaConf.create(job_config)))
         parent.log_artifact(config, "config")
         # The jobs are tagged with the parent's id, so the sweep waits for it (jobs of a parallel
@@ -305,23 +311,24 @@ class MlflowTracker:
 
     # -- helpers ------------------------------------------------------------------
 
-    def _log_config(self, context, run_log: RunLog) -> None:
+    def _log_config(self, context, run_log: RunLog, secrets: Secrets) -> None:
         folder = Path(context.output_dir)
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "config.yaml"
-        config.write_text(OmegaConf.to_yaml(OmegaConf.create(masked(context.cfg))))
+        config.write_text(OmegaConf.to_yaml(OmegaConf.create(secrets.node(context.cfg))))
         overrides = folder / "overrides.yaml"
-        overrides.write_text(OmegaConf.to_yaml(OmegaConf.create(list(context.overrides))))
+        overrides.write_text(OmegaConf.to_yaml(OmegaConf.create(secrets.overrides(context.overrides))))
         run_log.log_artifact(config, "config")
         run_log.log_artifact(overrides, "config")
 
     def _log_error(self, context, run_log: RunLog, error: BaseException) -> None:
-        message = f"{type(error).__name__}: {error}"
+        secrets = Secrets.of(context.cfg)
+        message = secrets.text(f"{type(error).__name__}: {error}")
         run_log.set_tags({"orchestrator.error": message[:5000]})
         report = Path(context.output_dir) / "error.txt"
         try:
             report.parent.mkdir(parents=True, exist_ok=True)
-            report.write_text("".join(traceback.format_exception(error)))
+            report.write_text(secrets.text("".join(traceback.format_exception(error))))
         except OSError:  # a full disk: the tag above says what happened
             report.unlink(missing_ok=True)
             return
