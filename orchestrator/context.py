@@ -20,6 +20,7 @@ from orchestrator.arrays import is_in_memory
 from orchestrator.distribute import global_batch_size
 from orchestrator.errors import UserError, choices_text
 from orchestrator.model import compile_model, set_trainable
+from orchestrator.resume.keeper import ResumeKeeper
 from orchestrator.stage import SPLITS, Stage
 from orchestrator.status import Status
 
@@ -48,6 +49,8 @@ class RunContext:
             (``Status.PRUNED``), else ``None``.
         stash: per-run state of plugins, by a key of their own (``context.stash["mlflow.run_log"]``);
             nothing in it is recorded.
+        keeper: the run's :class:`~orchestrator.resume.keeper.ResumeKeeper` (the host's, not the
+            plugins': they read ``resume``).
     """
 
     cfg: DictConfig = field(repr=False)
@@ -78,6 +81,10 @@ class RunContext:
     stages: list[Stage] = field(default_factory=list, repr=False)
     session: Any = field(default=None, repr=False)
     stash: dict[str, Any] = field(default_factory=dict, repr=False)
+    keeper: ResumeKeeper = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.keeper = ResumeKeeper(self)
 
     @property
     def chief(self) -> bool:
@@ -101,6 +108,15 @@ class RunContext:
         """
         self.outcome = Status(outcome)
         self.set_tags(**{"orchestrator.outcome": self.outcome.value})
+
+    def set_run_id(self, run_id: str) -> None:
+        """What a tracking plugin calls once its store has created the run (from any thread).
+
+        The run's entry in the command index gets the id at once, so that the same
+        command started again after a kill continues in the same tracked run.
+        """
+        self.run_id = run_id
+        self.keeper.run_id_known(run_id)
 
     def metric_name(self, stage: Stage, keras_name: str) -> str:
         """The name a Keras metric is logged under: ``"<stage>/<keras name>"``."""

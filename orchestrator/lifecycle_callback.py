@@ -21,8 +21,6 @@ import keras
 
 from orchestrator.resume.callback_state import progress, restore_callbacks, set_progress
 from orchestrator.resume.generators import set_metric_variable_values
-from orchestrator.resume.point import mark_reported
-from orchestrator.resume.state import save_state
 
 
 class LifecycleCallback(keras.callbacks.Callback):
@@ -80,14 +78,7 @@ class LifecycleCallback(keras.callbacks.Callback):
             folder.mkdir(parents=True, exist_ok=True)
             checkpoint = folder / f"epoch-{self.epoch + 1:03d}-batch-{done:05d}.keras"
             self.model.save(checkpoint)
-            save_state(
-                self.context,
-                self.stage,
-                stage_done=False,
-                weights=checkpoint,
-                callbacks=self.others,
-                batches_done=done,
-            )
+            self.context.keeper.checkpoint(self.stage, checkpoint, self.others, batches_done=done)
 
     def on_epoch_end(self, epoch, logs=None):
         metrics = {
@@ -111,7 +102,8 @@ class LifecycleCallback(keras.callbacks.Callback):
             checkpoint = self.checkpoint_dir / f"epoch-{epoch + 1:03d}.keras"
             self.model.save(checkpoint)
             self.context.last_checkpoint = checkpoint
-        if epoch > self.context.reported["epoch"]:  # not heard of before a resume
+        keeper = self.context.keeper
+        if keeper.reports_epoch(epoch):  # not heard of before a resume
             self.context.hook.orchestrator_after_epoch(
                 context=self.context,
                 stage=self.stage,
@@ -119,9 +111,9 @@ class LifecycleCallback(keras.callbacks.Callback):
                 metrics=metrics,
                 checkpoint=checkpoint,
             )
-            mark_reported(self.context, epoch=epoch)
+            keeper.epoch_reported(epoch)
         if checkpoint is not None:
-            save_state(self.context, self.stage, stage_done=False, weights=checkpoint, callbacks=self.others)
+            keeper.checkpoint(self.stage, checkpoint, self.others)
 
 
 def _learning_rate(model) -> float | None:

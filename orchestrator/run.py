@@ -30,8 +30,6 @@ from orchestrator.model import build_model, compile_model
 from orchestrator.plugins import get_plugin_manager
 from orchestrator.quiet_import import import_keras
 from orchestrator.resume.index import RunIndex, command_key
-from orchestrator.resume.point import mark_reported, open_run, run_ended, run_started
-from orchestrator.resume.state import restore_model, save_state
 from orchestrator.session import Session
 from orchestrator.spec import validate
 from orchestrator.stage import Stage
@@ -97,11 +95,12 @@ def execute(context: RunContext) -> float | None:
 
 def _execute(context: RunContext) -> float | None:
     cfg = context.cfg
+    keeper = context.keeper
     error: BaseException | None = None
     try:
-        open_run(context)
+        keeper.open()
         context.hook.orchestrator_before_run(context=context)
-        run_started(context)
+        keeper.started()
         if context.distribution is not None:
             context.set_tags(**context.distribution.tags())
         if context.session.runs:
@@ -124,7 +123,7 @@ def _execute(context: RunContext) -> float | None:
         try:
             context.hook.orchestrator_after_run(context=context, error=error)
         finally:
-            run_ended(context, error)
+            keeper.close(error)
 
 
 def forget_previous_run() -> None:
@@ -185,10 +184,10 @@ def run_stages(context: RunContext) -> None:
     the first time); a pruned run skips the stages that would change the model.
     """
     stages = context.registries["stage"]
-    resume = context.resume
+    keeper = context.keeper
     for stage in context.stages:
         entry = stages.get(stage.kind, f"stages.{stage.name}")
-        if resume is not None and stage.index < resume.stages_done:
+        if keeper.skips(stage):
             log.info("Stage %s (%s): done before the interruption", stage.name, stage.kind)
             if entry.when_skipped is not None:
                 entry.when_skipped(context, stage, **stage.args)
@@ -196,8 +195,7 @@ def run_stages(context: RunContext) -> None:
         if context.outcome == Status.PRUNED and entry.changes_model:
             log.info("Stage %s skipped: the run was pruned", stage.name)
             continue
-        if resume is not None and not resume.continues(stage):
-            restore_model(context)
+        keeper.before_stage(stage)
         run_stage(context, stage, saves_weights=entry.changes_model)
 
 
@@ -218,15 +216,15 @@ def run_stage(context: RunContext, stage: Stage, saves_weights: bool = True) -> 
     named[f"time/{stage.name}_seconds"] = seconds
     context.record(named)
     context.log_watched_artifacts()
-    if stage.index not in context.reported["stages"]:
+    if context.keeper.reports_stage(stage):
         context.hook.orchestrator_after_stage(context=context, stage=stage, metrics=named)
-        mark_reported(context, stage=stage.index)
+        context.keeper.stage_reported(stage)
     weights = None
     if saves_weights:
         weights = context.output_dir / "resume" / f"after-{stage.index}-{stage.name}.keras"
         weights.parent.mkdir(parents=True, exist_ok=True)
         context.model.save(weights)
-    save_state(context, stage, stage_done=True, weights=weights)
+    context.keeper.stage_ended(stage, weights)
 
 
 def save_model(context: RunContext) -> Path:

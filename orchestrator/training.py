@@ -33,7 +33,6 @@ from orchestrator.arrays import unpack
 from orchestrator.callbacks import build_callbacks
 from orchestrator.errors import UserError
 from orchestrator.resume.epoch import build_metrics, rest_of_epoch
-from orchestrator.resume.state import restore_model
 
 log = logging.getLogger("orchestrator")
 
@@ -60,13 +59,9 @@ def fit(
     """
     from orchestrator.lifecycle_callback import LifecycleCallback  # a Keras class
 
-    trainer = context.cfg.trainer
-    resume = context.resume
-    resuming = resume is not None and resume.continues(stage)
-    start = resume.state["stage_start_epoch"] if resuming else context.epochs_done
-    context.stage_start_epoch = start
-    if resuming:
-        restore_model(context)
+    trainer = context.spec.trainer
+    begin = context.keeper.fit_start(stage)
+    start = context.stage_start_epoch = begin.epoch
     from_plugins = context.hook.orchestrator_fit_callbacks(context=context, stage=stage)
     others = [
         *build_callbacks(context),
@@ -78,7 +73,7 @@ def fit(
         checkpoint_every=trainer.checkpoint_every,
         checkpoint_every_batches=trainer.checkpoint_every_batches,
         others=others,
-        resume_state=resume.state if resuming else None,
+        resume_state=begin.state,
     )
     global_batch = context.batch_size(train, batch_size)
     if context.distribution is not None and global_batch is not None:
@@ -96,7 +91,7 @@ def fit(
         validation_freq=validation_freq,
     )
     initial = first = context.epochs_done
-    batches_done = resume.state.get("batches_done", 0) if resuming else 0
+    batches_done = begin.batches_done
     if batches_done:
         rest = rest_of_epoch(train, global_batch, batches_done, shuffle, validation_split)
         if rest is None:

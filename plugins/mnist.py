@@ -4,7 +4,7 @@ Images are flattened to 784 float32 values in [0, 1], labels are float32 class
 numbers (or one-hot rows with ``one_hot: true``), and the validation split is the
 last ``validation_size`` training samples::
 
-    data: {name: mnist, validation_size: 10000}
+    data: {name: mnist, validation_size: 5000}
     data: {name: fashion_mnist, path: /usr/share/datasets/fashion-mnist}
 
 Where the data comes from (``source``):
@@ -19,9 +19,11 @@ Where the data comes from (``source``):
 * ``keras``, ``debian``, ``bundled``: that source only.
 
 The bundled MNIST split: the project ships the real 10,000-image MNIST test
-set (``plugins/data/mnist``, CC BY-SA 3.0, see ATTRIBUTION.md); offline it
-becomes train = images 0-5,999, validation = 6,000-7,999, test = 8,000-9,999
-(``validation_size`` does not apply). The run is tagged ``data_source=bundled``.
+set (``plugins/data/mnist``, CC BY-SA 3.0, see ATTRIBUTION.md); offline its
+first 8,000 images are trained and validated on and the last 2,000 are the test
+split. ``validation_size`` applies to those 8,000 (``null``: 2,000, so train =
+images 0-5,999, validation = 6,000-7,999); on the full data sets ``null`` is the
+guide's 10,000. The run is tagged ``data_source=bundled``.
 """
 
 from __future__ import annotations
@@ -44,45 +46,55 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 NUM_CLASSES = 10
-SOURCES = ("auto", "path", "keras", "debian", "bundled")
+
+
+#: ``validation_size: null``: the guide's 10,000 of the full training set, 2,000 of the bundled split.
+GUIDE_VALIDATION = 10000
+BUNDLED_VALIDATION = 2000
+MNIST_SOURCES = ("auto", "path", "keras", "bundled")
+FASHION_MNIST_SOURCES = ("auto", "path", "keras", "debian")
 
 
 def mnist(
     path: str | None = None,
     source: str = "auto",
-    validation_size: int = 10000,
+    validation_size: int | None = None,
     one_hot: bool = False,
 ) -> Data:
     """MNIST digits (see the module docstring for ``source``)."""
-    _check(source, validation_size, allowed=("auto", "path", "keras", "bundled"))
     if source == "bundled":
-        return _bundled_mnist(one_hot)
+        return _bundled_mnist(validation_size, one_hot)
     try:
         arrays, used = _load(path, source, "mnist", debian=None)
     except UserError:
         if source != "auto" or path is not None:
             raise
-        return _bundled_mnist(one_hot)
+        return _bundled_mnist(validation_size, one_hot)
     return _guide_splits(arrays, validation_size, one_hot, used)
 
 
 def fashion_mnist(
     path: str | None = None,
     source: str = "auto",
-    validation_size: int = 10000,
+    validation_size: int | None = None,
     one_hot: bool = False,
 ) -> Data:
     """Fashion-MNIST (see the module docstring for ``source``)."""
-    _check(source, validation_size, allowed=("auto", "path", "keras", "debian"))
     arrays, used = _load(path, source, "fashion_mnist", debian=DEBIAN_FASHION_MNIST)
     return _guide_splits(arrays, validation_size, one_hot, used)
 
 
-def _check(source: str, validation_size: int, allowed: tuple[str, ...]) -> None:
-    if source not in allowed:
-        raise UserError("data.source", f"must be one of {', '.join(allowed)}; got {source!r}.")
-    if validation_size < 0:
-        raise UserError("data.validation_size", f"must be 0 or more, got {validation_size}.")
+def _checker(allowed: tuple[str, ...]):
+    """The check of ``source`` and ``validation_size`` that runs with the config check, before TensorFlow."""
+
+    def check(args, key: str) -> None:
+        source, validation_size = args.get("source", "auto"), args.get("validation_size")
+        if source not in allowed:
+            raise UserError(f"{key}.source", f"must be one of {', '.join(allowed)}; got {source!r}.")
+        if validation_size is not None and validation_size < 0:
+            raise UserError(f"{key}.validation_size", f"must be null or 0 or more, got {validation_size}.")
+
+    return check
 
 
 def _load(path, source, dataset, debian):
@@ -153,20 +165,33 @@ def _from_keras(dataset: str):
     return x_train, y_train, x_test, y_test
 
 
-def _bundled_mnist(one_hot: bool) -> Data:
+def _bundled_mnist(validation_size: int | None, one_hot: bool) -> Data:
+    """The shipped 10,000 images: 8,000 to train and validate on (the last ``validation_size``,
+    2,000 by default, validate), 2,000 to test."""
+    pool = 8000
+    held = BUNDLED_VALIDATION if validation_size is None else validation_size
+    if held >= pool:
+        raise UserError(
+            "data.validation_size",
+            f"is {held}, but the bundled MNIST split has {pool} images to train and validate on "
+            "(give data.path for the full data set, or a smaller data.validation_size).",
+        )
     log.warning(
         "MNIST: no local path and the Keras loader cannot get mnist.npz (offline, no cache). "
         "Using the 10,000-image MNIST test split shipped with the project: "
-        "6,000 train / 2,000 validation / 2,000 test. Give data.path for the full data set."
+        "%d train / %d validation / 2,000 test. Give data.path for the full data set.",
+        pool - held,
+        held,
     )
     from orchestrator_plugins.idx import read_idx
 
     images = _prepare_images(read_idx(BUNDLED_MNIST / "t10k-images-idx3-ubyte.gz"))
     labels = _prepare_labels(read_idx(BUNDLED_MNIST / "t10k-labels-idx1-ubyte.gz"), one_hot)
+    cut = pool - held
     return Data(
-        train=(images[:6000], labels[:6000]),
-        validation=(images[6000:8000], labels[6000:8000]),
-        test=(images[8000:], labels[8000:]),
+        train=(images[:cut], labels[:cut]),
+        validation=(images[cut:pool], labels[cut:pool]) if held else None,
+        test=(images[pool:], labels[pool:]),
         info=_info("bundled"),
     )
 
@@ -177,6 +202,7 @@ def _guide_splits(arrays, validation_size, one_hot, source) -> Data:
     ``arrays`` is ``(x_train, y_train, x_test, y_test)`` as the Keras loaders return them.
     """
     x_train, y_train, x_test, y_test = arrays
+    validation_size = GUIDE_VALIDATION if validation_size is None else validation_size
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise UserError("data.path", "images and labels differ in count; the files do not match.")
     if validation_size >= len(x_train):
@@ -215,5 +241,5 @@ def _info(source: str) -> dict:
 
 @hookimpl
 def orchestrator_register_data_sources(registry):
-    registry.add("mnist", mnist)
-    registry.add("fashion_mnist", fashion_mnist)
+    registry.add("mnist", mnist, check=_checker(MNIST_SOURCES))
+    registry.add("fashion_mnist", fashion_mnist, check=_checker(FASHION_MNIST_SOURCES))

@@ -26,7 +26,7 @@ def registries():
 
 def test_the_mnist_preset_is_the_guide_example():
     cfg = composed("+experiment=mnist")
-    assert cfg.data.name == "mnist" and cfg.data.validation_size == 10000
+    assert cfg.data.name == "mnist" and cfg.data.validation_size is None
     assert cfg.model.name == "mlp" and list(cfg.model.hidden_units) == [64, 64]
     assert cfg.model.input_name == "digits" and cfg.model.output_name == "predictions"
     assert cfg.optimizer.name == "rmsprop" and cfg.optimizer.learning_rate == 0.001

@@ -15,7 +15,7 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ from tests.conftest import (
     mlflow_client,
     only_run,
     run_cli,
+    tmpfs,
 )
 
 pytestmark = pytest.mark.slow
@@ -135,19 +136,10 @@ def test_a_killed_tracking_worker_is_replaced_and_the_run_ends_finished_with_eve
 
 
 @pytest.fixture
-def small_disk(tmp_path) -> Path:
-    """A 16 MiB tmpfs of its own (skipped where mounting is not allowed: not root, no privileges)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
-    try:
+def small_disk(tmp_path) -> Iterator[Path]:
+    """A 16 MiB tmpfs of its own."""
+    with tmpfs(tmp_path / "disk", "16m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(disk: Path) -> Path:

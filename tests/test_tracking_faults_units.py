@@ -11,6 +11,7 @@ from orchestrator.errors import UserError
 from orchestrator.tracking.spool import Spool
 from orchestrator.tracking.store import is_full_disk, is_transient
 from orchestrator.tracking.target import check_registered_model_name, check_target
+from tests.conftest import tmpfs
 
 
 def test_no_space_left_on_device_is_transient():
@@ -34,20 +35,9 @@ def test_an_ordinary_error_is_neither_full_disk_nor_transient():
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 64 KiB tmpfs (skipped where mounting is not allowed)."""
-    import subprocess
-
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
-    try:
+    """A 64 KiB tmpfs."""
+    with tmpfs(tmp_path / "disk", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_record_the_full_disk_refuses_leaves_the_spool_readable(tiny_disk):

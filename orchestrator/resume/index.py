@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,8 @@ class RunIndex:
     def __init__(self, root: Path, key: str, kind: str = "runs"):
         self.path = Path(root) / INDEX / kind / f"{key}.json"
         self._lock: Any = None
+        #: Writes come from the run and from tracking's reader thread (the run id): one at a time.
+        self._writing = threading.Lock()
 
     def claim(self) -> bool:
         """Take the entry's lock; ``False`` when a live process holds it."""
@@ -74,7 +77,10 @@ class RunIndex:
 
     def __getstate__(self) -> dict[str, Any]:
         """Copies sent to other processes (a parallel launcher's workers) hold no lock."""
-        return {**self.__dict__, "_lock": None}
+        return {**self.__dict__, "_lock": None, "_writing": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _writing=threading.Lock())
 
     @property
     def claimed(self) -> bool:
@@ -87,7 +93,8 @@ class RunIndex:
             return None
 
     def write(self, **entry: Any) -> None:
-        write_json(self.path, {**(self.read() or {}), **entry, "updated": time.time()})
+        with self._writing:
+            write_json(self.path, {**(self.read() or {}), **entry, "updated": time.time()})
 
     def release(self) -> None:
         if self._lock is not None:

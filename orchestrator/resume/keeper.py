@@ -5,6 +5,7 @@ changes state; nothing else of the host knows how resume works::
 
     keeper.open()                         # before the plugins hear of the run: find what it continues
     keeper.started()                      # the run is recorded in the command index
+    keeper.run_id_known(run_id)           # tracking's run id, as soon as it has one
     keeper.skips(stage)                   # a stage that ended before the interruption
     keeper.before_stage(stage)            # the model as the last stage left it
     keeper.fit_start(stage)               # where a fit stage goes on: epoch, batches, saved state
@@ -64,6 +65,11 @@ class ResumeKeeper:
     def started(self) -> None:
         """Record the run in the index once the plugins (tracking) have opened it."""
         run_started(self.context)
+
+    def run_id_known(self, run_id: str) -> None:
+        """Tracking learnt the run's id (``context.set_run_id``): a new start of the command reopens it."""
+        if self.context.index is not None and self.context.index.claimed:
+            self.context.index.write(run_id=run_id)
 
     def skips(self, stage) -> bool:
         """Whether ``stage`` ended before the interruption (a resumed run does not run it again)."""

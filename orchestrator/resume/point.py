@@ -106,7 +106,7 @@ def open_run(context) -> None:
             ) from error
     context.resume = ResumePoint(
         output_dir=output_dir,
-        run_id=entry.get("run_id") or _spooled_run_id(output_dir),
+        run_id=entry.get("run_id"),
         state=state,
         count=int(entry.get("resumes", 0)) + 1,
     )
@@ -126,17 +126,6 @@ def open_run(context) -> None:
         context.resume.describe(),
         output_dir,
     )
-
-
-def _spooled_run_id(output_dir: Path) -> str | None:
-    """The MLflow run a killed run's tracking spool names (its id reached the index only at the end)."""
-    from orchestrator.tracking.spool import FOLDER
-    from orchestrator.tracking.spool import STATE as SPOOL_STATE
-
-    try:
-        return json.loads((output_dir / FOLDER / SPOOL_STATE).read_text()).get("run_id")
-    except (OSError, ValueError):
-        return None
 
 
 def mark_reported(context, epoch: int | None = None, stage: int | None = None) -> None:

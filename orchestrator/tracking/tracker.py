@@ -156,7 +156,7 @@ class MlflowTracker:
         took everything) goes on in the run that spool names.
         """
         run_log = RunLog(self._worker(uri), Path(context.output_dir) / SPOOL_FOLDER)
-        run_log.on_run = lambda run_id: setattr(context, "run_id", run_id)
+        run_log.on_run = context.set_run_id
         run_log.start(experiment, tags, run_id=run_id)
         context.stash[RUN_LOG] = run_log
         return run_log

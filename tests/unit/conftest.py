@@ -21,3 +21,16 @@ def mlflow_client(tmp_path_factory):
 def experiment(request) -> str:
     """A name no other test's experiment has: the test's own."""
     return request.node.nodeid
+
+
+@pytest.fixture
+def keep_global_generators():
+    """For tests that move Python's and NumPy's global generators: give them back as they were."""
+    import random
+
+    import numpy as np
+
+    python, numpy = random.getstate(), np.random.get_state()
+    yield
+    random.setstate(python)
+    np.random.set_state(numpy)

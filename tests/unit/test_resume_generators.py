@@ -17,6 +17,8 @@ from orchestrator.resume.generators import (
     set_seed_generator_states,
 )
 
+pytestmark = pytest.mark.usefixtures("keep_global_generators")
+
 
 def through_json(value):
     return json.loads(json.dumps(value))
@@ -117,12 +119,3 @@ def test_metric_totals_that_do_not_fit_the_model_are_left_alone(caplog):
 
     assert metric_variable_values(model) == before
     assert "metrics changed" in caplog.text
-
-
-@pytest.fixture(autouse=True)
-def keep_global_generators():
-    """These tests move Python's and NumPy's global generators; give them back as they were."""
-    python, numpy = random.getstate(), np.random.get_state()
-    yield
-    random.setstate(python)
-    np.random.set_state(numpy)

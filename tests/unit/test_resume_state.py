@@ -14,6 +14,8 @@ from orchestrator.errors import UserError
 from orchestrator.resume.point import ResumePoint
 from orchestrator.resume.state import STATE, restore_model, save_state
 
+pytestmark = pytest.mark.usefixtures("keep_global_generators")
+
 FIT = SimpleNamespace(name="fit", index=0)
 X, Y = np.linspace(0, 1, 32, dtype="float32").reshape(8, 4), np.ones((8, 2), "float32")
 
@@ -156,12 +158,3 @@ def test_restore_without_a_checkpoint_leaves_the_model_as_it_is(tmp_path):
 
     for after, weights in zip(fresh.get_weights(), before, strict=True):
         np.testing.assert_array_equal(after, weights)
-
-
-@pytest.fixture(autouse=True)
-def keep_global_generators():
-    """Restoring sets Python's and NumPy's global generators; give them back as they were."""
-    python, numpy = random.getstate(), np.random.get_state()
-    yield
-    random.setstate(python)
-    np.random.set_state(numpy)
