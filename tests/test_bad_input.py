@@ -166,6 +166,19 @@ SWEEPS = [
     case("-m", M, "stages.test.split=tset", "seed=1,2", says="stages.test.split"),
 ]
 
+PRECEDENCE = [
+    case(
+        "+experiment=guide_compile_strings",
+        "optimizer=adam",
+        says=("optimizer=adam does not take effect", "+experiment=guide_compile_strings"),
+    ),
+    case("+experiment=guide_compile_strings", "loss=mean_squared_error", says="loss=mean_squared_error"),
+    case(
+        "+experiment=guide_endpoint", "data=fashion_mnist", says=("data=fashion_mnist", "'endpoint_random'")
+    ),
+    case("-m", "+experiment=guide_compile_strings", "optimizer=adam", "seed=1,2", says="optimizer=adam"),
+]
+
 HYDRA = [
     case(M, "+experiment=nonexistent", says=("experiment: no option 'nonexistent'", "Available:")),
     case("+experiment=mnst", says=("experiment: no option 'mnst'", "Did you mean 'mnist'?")),
@@ -228,6 +241,7 @@ CASES = [
     *STAGES,
     *SECURITY,
     *SWEEPS,
+    *PRECEDENCE,
     *HYDRA,
     *COMMANDS,
     *ENVIRONMENT,
