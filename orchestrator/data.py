@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.errors import UserError
+
 
 @dataclass
 class Data:
@@ -41,8 +43,6 @@ class Data:
     def split(self, name: str) -> Any:
         """The split called ``name`` (``"train"``, ``"validation"`` or ``"test"``)."""
         if name not in ("train", "validation", "test"):
-            from orchestrator.errors import UserError
-
             raise UserError("split", f"unknown split {name!r}; use train, validation or test.")
         return getattr(self, name)
 
@@ -54,8 +54,6 @@ def model_dimensions(context, input_shape=None, num_classes=None) -> tuple[tuple
 
         shape, classes = model_dimensions(context, input_shape, num_classes)
     """
-    from orchestrator.errors import UserError
-
     info = context.data.info if context is not None and context.data is not None else {}
     shape = tuple(input_shape or info.get("input_shape") or ())
     classes = num_classes or info.get("num_classes")

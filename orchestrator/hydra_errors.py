@@ -21,8 +21,10 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
+from orchestrator import config
 from orchestrator.errors import UserError, choices_text, closest, exit_on, full_error
 from orchestrator.plugins import disabled_plugins
 
@@ -170,10 +172,6 @@ def _refused_arguments(text: str) -> UserError:
 
 
 def _schema_fields(schema: str) -> list[str]:
-    from dataclasses import fields
-
-    from orchestrator import config
-
     cls = getattr(config, schema, None)
     return [f.name for f in fields(cls)] if cls is not None and schema in SECTIONS else []
 

@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from orchestrator.errors import UserError
+from orchestrator.overrides import check_group_choices
 from orchestrator.run import execute, prepare
 from orchestrator.secrets import Secrets
 from orchestrator.session import Session
@@ -60,6 +61,7 @@ def run_job(cfg: DictConfig, session: Session) -> float | None:
         sweep.overrides = Secrets.of(cfg).overrides(sweep.overrides)
 
     def prepared():
+        check_group_choices(cfg, hydra_cfg)
         return prepare(
             cfg,
             output_dir=Path(hydra_cfg.runtime.output_dir),

@@ -21,7 +21,7 @@ def assert_clear_error(result, *words):
     ("override", "words"),
     [
         ("data.name=mnsit", ["data.name", "mnsit", "Did you mean 'mnist'?", "fashion_mnist"]),
-        ("data=mnsit", ["data/mnsit", "fashion_mnist"]),
+        ("data=mnsit", ["data: no option 'mnsit'", "Did you mean 'mnist'?", "fashion_mnist"]),
         ("sed=1", ["sed"]),
         ("seed=abc", ["seed", "abc", "Integer"]),
         ("deterministic=maybe", ["deterministic", "maybe", "bool"]),

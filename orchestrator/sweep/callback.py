@@ -30,9 +30,14 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from orchestrator.errors import UserError, exit_on
 from orchestrator.folders import Claim, claim_folder, follows_a_chief, named_by_time
+from orchestrator.overrides import check_group_choices
+from orchestrator.plugins import get_plugin_manager
+from orchestrator.resume.index import UNFINISHED, RunIndex, command_key
 from orchestrator.secrets import Secrets, mask_log, mask_yaml
+from orchestrator.spec import validate
 from orchestrator.status import Status
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
+from orchestrator.sweep.report import write_report
 from orchestrator.sweep.state import STATE, STATE_ENV, Sweep
 
 log = logging.getLogger("orchestrator.sweep")
@@ -83,8 +88,6 @@ class SweepCallback(Callback):
         A folder the user named is taken over only by the command's own unfinished run
         (or sweep) being resumed; otherwise it is refused with exit code 2.
         """
-        from orchestrator.resume.index import UNFINISHED, RunIndex, command_key
-
         key = f"hydra.{mode}.dir"
         node = config.hydra[mode]
         pattern = OmegaConf.to_container(node, resolve=False)["dir"]
@@ -119,9 +122,6 @@ class SweepCallback(Callback):
         return self.claim.path
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from orchestrator.plugins import get_plugin_manager
-        from orchestrator.resume.index import RunIndex, command_key
-
         check_before_sweep(config)
         self.secrets = Secrets.of(config)
         mask_log(self.secrets)
@@ -157,8 +157,6 @@ class SweepCallback(Callback):
 
     def _unfinished_sweep(self, resume: bool) -> dict[str, Any] | None:
         """The index entry of this command's last sweep, if it was interrupted and may go on."""
-        from orchestrator.resume.index import UNFINISHED
-
         if not self.index.claim():
             log.warning("The same sweep is already running; this one starts a sweep of its own.")
             return None
@@ -197,9 +195,6 @@ class SweepCallback(Callback):
 
     def _finish(self, completed: bool) -> bool:
         """Report on the sweep once; whether any job failed."""
-        from orchestrator.plugins import get_plugin_manager
-        from orchestrator.sweep.report import write_report
-
         if self.sweep is None or self.finished:
             return False
         self.finished = True
@@ -230,11 +225,9 @@ def check_before_sweep(config: DictConfig) -> None:
     command here, before the parent run is created; each job is checked again with
     its own values.
     """
-    from orchestrator.plugins import get_plugin_manager
-    from orchestrator.spec import validate
-
     job_config = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     try:
+        check_group_choices(config, config.hydra)
         validate(job_config, get_plugin_manager().registries)
         _check_launcher(config.hydra.launcher)
     except UserError as error:

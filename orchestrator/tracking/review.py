@@ -42,6 +42,13 @@ from typing import Any
 
 from orchestrator import hookimpl
 from orchestrator.arrays import is_in_memory, take, unpack
+from orchestrator.tracking.review_plots import (
+    confusion_labels,
+    confusion_matrix,
+    learning_curves,
+    model_outputs,
+    test_sample,
+)
 from orchestrator.tracking.tracker import review_hint, run_log_of
 
 log = logging.getLogger("orchestrator.review")
@@ -130,8 +137,6 @@ def orchestrator_after_run(context, error):
         return
     review = _review(context)
     try:
-        from orchestrator.tracking.review_plots import confusion_labels
-
         run_log = run_log_of(context)
         if run_log is None:
             _draw_here(context, review, confusion_labels(context, _test_sample(context, review)))
@@ -146,8 +151,6 @@ def orchestrator_after_run(context, error):
 
 def _hand_over_confusion(context, review: _Review) -> None:
     """Predict the test sample's labels here; the worker draws the matrix."""
-    from orchestrator.tracking.review_plots import confusion_labels
-
     confusion = confusion_labels(context, _test_sample(context, review))
     review.calls.setdefault("confusion_matrix", -1)  # tried once, drawn or not
     run_log = run_log_of(context)
@@ -191,8 +194,6 @@ def _hand_over(context, review: _Review, what: str, **kwargs) -> None:
 
 def _draw_here(context, review: _Review, confusion) -> None:
     """Without tracking: the plots, drawn in this process, in the output folder."""
-    from orchestrator.tracking.review_plots import confusion_matrix, learning_curves
-
     title = context.experiment or "run"
     figures = {
         "learning_curves": lambda: learning_curves(review.history, title),
@@ -270,8 +271,6 @@ def review_results(review: _Review) -> tuple[str | None, list[str]]:
 
 def _test_sample(context, review: _Review):
     """The test samples and the model's outputs on them (computed once, for the example and the matrix)."""
-    from orchestrator.tracking.review_plots import test_sample
-
     if review.sample is None:
         trained = context.model
         context.model = _local_model(context)
@@ -324,8 +323,6 @@ def _model_payload(context, review: _Review, folder: Path) -> dict[str, Any] | N
 def _save_example(context, review: _Review, file: Path) -> str | None:
     """The first test (else validation, else train) samples and the model's output on them, as ``.npz``."""
     import numpy as np
-
-    from orchestrator.tracking.review_plots import model_outputs
 
     data = context.data
     split = next((s for s in (data.test, data.validation, data.train) if is_in_memory(s)), None)

@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from orchestrator.tracking.target import check_target
+
 log = logging.getLogger("orchestrator.tracking")
 
 RETRY_SECONDS = 120.0
@@ -79,8 +81,6 @@ def open_client(uri: str) -> Any:
     folder) raises :class:`~orchestrator.errors.UserError` and is left untouched.
     """
     from mlflow.tracking import MlflowClient
-
-    from orchestrator.tracking.target import check_target
 
     check_target(uri)
     database = sqlite_path(uri)

@@ -22,6 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from orchestrator.tracking.delivery import Delivery, Outage
 from orchestrator.tracking.spool import FOLDER, Spool, find_spools
 
 
@@ -49,7 +50,6 @@ def main(argv: list[str]) -> int:
         where = ", ".join(str(folder) for folder in options.folders)
         print(f"Nothing to deliver: no {FOLDER} folder at or under {where}.")
         return 0
-    from orchestrator.tracking.delivery import Delivery, Outage
     from orchestrator.tracking.store import open_client
 
     clients: dict[str, object] = {}

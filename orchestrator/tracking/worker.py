@@ -47,7 +47,7 @@ from typing import Any
 
 from orchestrator.tracking.delivery import Delivery, Outage
 from orchestrator.tracking.spool import Spool
-from orchestrator.tracking.store import is_transient
+from orchestrator.tracking.store import is_transient, open_client
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -177,7 +177,6 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format=form, stream=sys.stderr)
     inbox: queue.Queue = queue.Queue()
     threading.Thread(target=read_messages, args=(sys.stdin, inbox), daemon=True).start()
-    from orchestrator.tracking.store import open_client
 
     def open_store() -> Any:
         client = open_client(argv[0])
