@@ -116,7 +116,7 @@ def probabilities():
 
 
 def test_custom_mean_squared_error_is_the_per_sample_mse(probabilities):
-    from orchestrator_plugins.keras_guide.losses import custom_mean_squared_error
+    from orchestrator_plugins.guide_custom._losses import custom_mean_squared_error
 
     probs, _, one_hot = probabilities
     got = np.asarray(custom_mean_squared_error(one_hot, probs))
@@ -125,7 +125,7 @@ def test_custom_mean_squared_error_is_the_per_sample_mse(probabilities):
 
 @pytest.mark.parametrize("factor", [0.1, 0.5])
 def test_custom_mse_adds_the_pull_towards_one_half(probabilities, factor):
-    from orchestrator_plugins.keras_guide.losses import CustomMSE
+    from orchestrator_plugins.guide_custom._losses import CustomMSE
 
     probs, _, one_hot = probabilities
     mse = ((one_hot - probs) ** 2).mean(axis=-1)
@@ -138,7 +138,7 @@ def test_custom_mse_adds_the_pull_towards_one_half(probabilities, factor):
 
 @pytest.mark.parametrize("shape", ["sparse", "column", "one_hot"])
 def test_categorical_true_positives_counts_correct_samples(probabilities, shape):
-    from orchestrator_plugins.keras_guide.metrics import CategoricalTruePositives
+    from orchestrator_plugins.guide_custom._metrics import CategoricalTruePositives
 
     probs, labels, one_hot = probabilities
     y_true = {"sparse": labels, "column": labels[:, None], "one_hot": one_hot}[shape].astype("float32")
@@ -155,7 +155,7 @@ def test_categorical_true_positives_counts_correct_samples(probabilities, shape)
 
 
 def test_activity_regularization_layer_adds_rate_times_sum():
-    from orchestrator_plugins.keras_guide.layers import ActivityRegularizationLayer
+    from orchestrator_plugins.guide_custom._layers import ActivityRegularizationLayer
 
     x = np.arange(12, dtype="float32").reshape(3, 4)
     layer = ActivityRegularizationLayer(rate=0.01)
@@ -165,7 +165,7 @@ def test_activity_regularization_layer_adds_rate_times_sum():
 
 
 def test_metric_logging_layer_tracks_the_mean_of_batch_stds():
-    from orchestrator_plugins.keras_guide.layers import MetricLoggingLayer
+    from orchestrator_plugins.guide_custom._layers import MetricLoggingLayer
 
     rng = np.random.default_rng(1)
     batches = [rng.normal(scale=s, size=(8, 5)).astype("float32") for s in (1.0, 3.0)]
@@ -177,7 +177,7 @@ def test_metric_logging_layer_tracks_the_mean_of_batch_stds():
 
 
 def test_logistic_endpoint_adds_binary_crossentropy_and_returns_softmax():
-    from orchestrator_plugins.keras_guide.layers import LogisticEndpoint
+    from orchestrator_plugins.guide_custom._layers import LogisticEndpoint
 
     rng = np.random.default_rng(2)
     logits = rng.normal(size=(4, 10)).astype("float32")

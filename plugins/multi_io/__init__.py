@@ -1,8 +1,8 @@
 """Multi-input, multi-output models (Keras guide "Training & evaluation with the built-in methods").
 
-Three plugins, registered here with their full signatures (so that a config is
-checked before TensorFlow loads); the Keras code is in
-:mod:`orchestrator_plugins.keras_guide.multi_io`, imported only when one runs.
+Three plugins, each one function whose signature the config is checked against
+before TensorFlow loads; Keras is imported inside them, when a run uses one (the
+``tf.data`` step is in :mod:`orchestrator_plugins.multi_io._keras`).
 
 * model builder ``multi_io``: the guide's model. An image input ``img_input``
   (32, 32, 3) -> Conv2D(3, 3) -> GlobalMaxPooling2D and a time-series input
@@ -35,7 +35,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from orchestrator import UserError, hookimpl
+from orchestrator import Data, UserError, hookimpl
 
 #: The guide's names; the data source's dict keys must match the model's.
 IMAGE_INPUT = "img_input"
@@ -65,6 +65,10 @@ def multi_io(
     ``num_classes``), else to the guide's (32, 32, 3), 10 and 5. The time-series
     input takes any length: its shape is ``(None, timeseries_features)``.
     ``class_activation`` is ``null`` as in the guide (a linear ``class_output``).
+
+    Config::
+
+        model: {name: multi_io, filters: 3, kernel_size: 3, class_activation: softmax}
     """
     info = context.data.info if context is not None and context.data is not None else {}
     shape = tuple(int(d) for d in (image_shape or info.get("image_shape") or (32, 32, 3)))
@@ -75,20 +79,25 @@ def multi_io(
     for key, value in (("filters", filters), ("kernel_size", kernel_size), ("num_classes", num_classes)):
         if int(value) < 1:
             raise UserError(f"model.{key}", f"must be 1 or more, got {value}.")
-    from orchestrator_plugins.keras_guide.multi_io import build_multi_io
 
-    return build_multi_io(
-        image_shape=shape,
-        timeseries_features=timeseries_features,
-        num_classes=num_classes,
-        filters=int(filters),
-        kernel_size=int(kernel_size),
-        image_input_name=image_input_name,
-        timeseries_input_name=timeseries_input_name,
-        score_output_name=score_output_name,
-        class_output_name=class_output_name,
-        class_activation=class_activation,
-    )
+    import keras
+    from keras import layers
+
+    image_input = keras.Input(shape=shape, name=image_input_name)
+    timeseries_input = keras.Input(shape=(None, timeseries_features), name=timeseries_input_name)
+
+    x1 = layers.Conv2D(int(filters), int(kernel_size))(image_input)
+    x1 = layers.GlobalMaxPooling2D()(x1)
+
+    x2 = layers.Conv1D(int(filters), int(kernel_size))(timeseries_input)
+    x2 = layers.GlobalMaxPooling1D()(x2)
+
+    x = layers.concatenate([x1, x2])
+
+    score_output = layers.Dense(1, name=score_output_name)(x)
+    class_output = layers.Dense(num_classes, activation=class_activation, name=class_output_name)(x)
+
+    return keras.Model(inputs=[image_input, timeseries_input], outputs=[score_output, class_output])
 
 
 def multi_io_random(
@@ -109,7 +118,9 @@ def multi_io_random(
     score_output_name: str = SCORE_OUTPUT,
     class_output_name: str = CLASS_OUTPUT,
 ):
-    """The guide's random data: uniform [0, 1) arrays from a generator seeded with ``seed``.
+    """The guide's random data: uniform [0, 1) float32 arrays from a generator seeded with ``seed``.
+
+    The class targets too are uniform, not one-hot, as in the guide.
 
     Args:
         train_samples, validation_samples, test_samples: the size of each split
@@ -119,6 +130,10 @@ def multi_io_random(
         as_dataset: give each split as a ``tf.data.Dataset`` of ``(x, y)``,
             batched by ``batch_size`` (the training split first shuffled with
             ``shuffle_buffer``, as the guide does; lists become tuples).
+
+    Config::
+
+        data: {name: multi_io_random, train_samples: 100, test_samples: 20, layout: dict}
     """
     key = "data"
     if layout not in LAYOUTS:
@@ -136,24 +151,29 @@ def multi_io_random(
     image_shape = tuple(int(d) for d in image_shape)
     if len(image_shape) != 3:
         raise UserError(f"{key}.image_shape", f"must be [height, width, channels], got {list(image_shape)}.")
-    from orchestrator_plugins.keras_guide.multi_io import make_data, random_splits
+
+    import numpy as np
 
     input_names = (image_input_name, timeseries_input_name)
     output_names = (score_output_name, class_output_name)
-    splits = random_splits(
-        {"train": train_samples, "validation": validation_samples, "test": test_samples},
-        image_shape=image_shape,
-        timesteps=timesteps,
-        features=features,
-        num_classes=num_classes,
-        seed=seed,
-        input_names=input_names,
-        output_names=output_names,
-        layout=layout,
-        as_dataset=as_dataset,
-        batch_size=batch_size,
-        shuffle_buffer=shuffle_buffer,
-    )
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for split, n in (("train", train_samples), ("validation", validation_samples), ("test", test_samples)):
+        if not n:
+            splits[split] = None
+            continue
+        inputs = (
+            rng.random((n, *image_shape), dtype=np.float32),
+            rng.random((n, timesteps, features), dtype=np.float32),
+        )
+        targets = (rng.random((n, 1), dtype=np.float32), rng.random((n, num_classes), dtype=np.float32))
+        x, y = _laid_out(inputs, input_names, layout), _laid_out(targets, output_names, layout)
+        if as_dataset:
+            from orchestrator_plugins.multi_io._keras import to_dataset
+
+            splits[split] = to_dataset(x, y, batch_size, shuffle_buffer if split == "train" else 0, seed)
+        else:
+            splits[split] = (x, y)
     info = {
         "source": "random",
         "image_shape": image_shape,
@@ -163,7 +183,12 @@ def multi_io_random(
         "output_names": list(output_names),
         "layout": layout,
     }
-    return make_data(splits, info)
+    return Data(**splits, info=info)
+
+
+def _laid_out(arrays: tuple, names: tuple[str, str], layout: str) -> list | dict:
+    """``arrays`` as a list in the model's order, or (``layout: dict``) keyed by the model's names."""
+    return dict(zip(names, arrays, strict=True)) if layout == "dict" else list(arrays)
 
 
 def plot_model(
@@ -185,17 +210,21 @@ def plot_model(
     its extension picks the format (``png``, ``svg``, ``pdf``, ``dot``). The other
     arguments are ``plot_model``'s own (``show_layer_names`` defaults to true here,
     as the guide's diagrams show the names).
+
+    Config::
+
+        stages: {diagram: {kind: plot_model, show_shapes: true, filename: diagram.png}}
     """
     key = f"stages.{stage.name}"
     _require_graphviz(key)
     path = Path(context.output_dir) / (filename or f"{stage.name}.png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    from orchestrator_plugins.keras_guide.multi_io import plot
+    import keras
 
     try:
-        plot(
+        keras.utils.plot_model(
             context.model,
-            path,
+            to_file=str(path),
             show_shapes=show_shapes,
             show_dtype=show_dtype,
             show_layer_names=show_layer_names,

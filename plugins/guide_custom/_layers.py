@@ -24,7 +24,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-PACKAGE = "orchestrator_guide"
+from orchestrator_plugins.guide_custom import PACKAGE
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

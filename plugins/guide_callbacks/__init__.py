@@ -6,7 +6,8 @@ Config::
       loss_history: {name: loss_history, filename: loss_history.csv}
 
 The CSV (``epoch,batch,loss``) is written to the run's output folder and kept
-among its artifacts under ``logs/``.
+among its artifacts under ``logs/``. The Keras callback is in ``_keras.py`` beside
+this file, imported only when a run uses it.
 """
 
 from orchestrator import hookimpl
@@ -14,8 +15,13 @@ from orchestrator_plugins.file_callbacks import in_output_dir
 
 
 def loss_history(context, filename: str = "loss_history.csv"):
-    """A :class:`~orchestrator_plugins.keras_guide.callbacks.LossHistory` writing ``filename``."""
-    from orchestrator_plugins.keras_guide.callbacks import LossHistory
+    """A :class:`~orchestrator_plugins.guide_callbacks._keras.LossHistory` writing ``filename``.
+
+    Config::
+
+        callbacks: {loss_history: {name: loss_history, filename: loss_history.csv}}
+    """
+    from orchestrator_plugins.guide_callbacks._keras import LossHistory
 
     path = in_output_dir(context, filename)
     context.watch_artifact(path, "logs")

@@ -1,4 +1,4 @@
-"""The input objects behind the ``data_formats`` wrappers; imported only when a run uses one.
+"""The Keras input objects behind the ``data_formats`` wrappers; imported only when a run uses one.
 
 Each function turns one in-memory split ``(x, y[, sample_weight])`` into the
 form the Keras guide feeds to ``Model.fit``:

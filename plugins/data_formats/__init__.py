@@ -31,7 +31,7 @@ generator for every stage (``Data.split`` returns a fresh one), so that evaluate
 and predict each start at the first test sample.
 
 TensorFlow, Keras and pandas are imported inside the factories (through
-``orchestrator_plugins.keras_guide.inputs``), never when plugins load.
+``_keras.py`` beside this file), never when plugins load.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def tf_data(
         repeat: repeat the training split without end (``.repeat()``); fit reads
             one pass per epoch (``info["steps"]["train"]``) unless told otherwise.
     """
-    from orchestrator_plugins.keras_guide.inputs import to_tf_dataset
+    from orchestrator_plugins.data_formats._keras import to_tf_dataset
 
     def convert(name: str, split: Any) -> Any:
         training = name == "train"
@@ -114,7 +114,7 @@ def py_dataset(
         shuffle: a new order of the training samples at the start and after every epoch.
         seed: seed of that order (default: NumPy's global generator, set by ``seed``).
     """
-    from orchestrator_plugins.keras_guide.inputs import Batches, SplitPyDataset
+    from orchestrator_plugins.data_formats._keras import Batches, SplitPyDataset
 
     def convert(name: str, split: Any) -> Any:
         batches = Batches(split, batch_size, shuffle=shuffle and name == "train", seed=seed)
@@ -137,7 +137,7 @@ def generator(
         shuffle: a new order of the training samples at every pass.
         seed: seed of that order (default: NumPy's global generator, set by ``seed``).
     """
-    from orchestrator_plugins.keras_guide.inputs import Batches, endless_batches
+    from orchestrator_plugins.data_formats._keras import Batches, endless_batches
 
     def convert(name: str, split: Any) -> Callable[[], Iterator]:
         training = shuffle and name == "train"
@@ -152,7 +152,7 @@ def pandas(context, source: dict) -> Data:
     The splits stay ``(x, y[, sample_weight])`` tuples: Keras batches and
     shuffles a DataFrame as it does arrays (``trainer.batch_size`` applies).
     """
-    from orchestrator_plugins.keras_guide.inputs import to_dataframes
+    from orchestrator_plugins.data_formats._keras import to_dataframes
 
     return _wrap(context, source, "pandas", lambda name, split: to_dataframes(split))
 

@@ -1,7 +1,7 @@
 """Custom losses, metrics and layers of the Keras guide "Training & evaluation with the built-in methods".
 
-What this plugin registers (the Keras code is in :mod:`orchestrator_plugins.keras_guide`
-and is imported only when a run uses it):
+What this plugin registers (the Keras classes are in ``_losses.py``, ``_metrics.py`` and
+``_layers.py`` beside this file, imported only when a run uses them):
 
 ============================  ============  ==========================================================
 name                          kind          config example
@@ -29,7 +29,11 @@ their module first (:func:`custom_objects` does it and returns them by name)::
 
 from __future__ import annotations
 
-from orchestrator import UserError, hookimpl, model_dimensions
+from orchestrator import Data, UserError, hookimpl, model_dimensions
+
+#: The package the custom objects are registered under in Keras (``orchestrator_guide>CustomMSE``);
+#: saved models name it, so it never changes.
+PACKAGE = "orchestrator_guide"
 
 # -- Losses ------------------------------------------------------------------------------
 
@@ -42,7 +46,7 @@ def custom_mean_squared_error():
         data: {name: mnist, one_hot: true}
         loss: {name: custom_mean_squared_error}
     """
-    from orchestrator_plugins.keras_guide.losses import custom_mean_squared_error as loss
+    from orchestrator_plugins.guide_custom._losses import custom_mean_squared_error as loss
 
     return loss
 
@@ -58,7 +62,7 @@ def custom_mse(regularization_factor: float = 0.1, reduction: str | None = "sum_
         data: {name: mnist, one_hot: true}
         loss: {name: custom_mse, regularization_factor: 0.1}
     """
-    from orchestrator_plugins.keras_guide.losses import CustomMSE
+    from orchestrator_plugins.guide_custom._losses import CustomMSE
 
     return CustomMSE(regularization_factor=regularization_factor, reduction=reduction)
 
@@ -77,7 +81,7 @@ def categorical_true_positives():
         metrics:
           categorical_true_positives: {name: categorical_true_positives}
     """
-    from orchestrator_plugins.keras_guide.metrics import CategoricalTruePositives
+    from orchestrator_plugins.guide_custom._metrics import CategoricalTruePositives
 
     return CategoricalTruePositives()
 
@@ -104,8 +108,6 @@ def endpoint_random(
         data: {name: endpoint_random, train_size: 1024, validation_size: 256, test_size: 256}
     """
     import numpy as np
-
-    from orchestrator import Data
 
     minimums = {
         "train_size": (train_size, 1),
@@ -169,7 +171,7 @@ def mlp_with_layer_losses(
     """
     import keras
 
-    from orchestrator_plugins.keras_guide.layers import ActivityRegularizationLayer, MetricLoggingLayer
+    from orchestrator_plugins.guide_custom._layers import ActivityRegularizationLayer, MetricLoggingLayer
 
     shape, num_classes = model_dimensions(context, input_shape, num_classes)
     if not hidden_units or any(int(units) < 1 for units in hidden_units):
@@ -210,7 +212,7 @@ def logistic_endpoint(
     """
     import keras
 
-    from orchestrator_plugins.keras_guide.layers import LogisticEndpoint
+    from orchestrator_plugins.guide_custom._layers import LogisticEndpoint
 
     info = context.data.info if context is not None and context.data is not None else {}
     input_dim = input_dim or (info.get("input_shape") or (3,))[0]
@@ -233,13 +235,13 @@ def custom_objects() -> dict:
     Importing them also registers them as serializable, which is all a plain
     ``keras.saving.load_model(path)`` needs.
     """
-    from orchestrator_plugins.keras_guide.layers import (
+    from orchestrator_plugins.guide_custom._layers import (
         ActivityRegularizationLayer,
         LogisticEndpoint,
         MetricLoggingLayer,
     )
-    from orchestrator_plugins.keras_guide.losses import CustomMSE, custom_mean_squared_error
-    from orchestrator_plugins.keras_guide.metrics import CategoricalTruePositives
+    from orchestrator_plugins.guide_custom._losses import CustomMSE, custom_mean_squared_error
+    from orchestrator_plugins.guide_custom._metrics import CategoricalTruePositives
 
     objects = [
         ActivityRegularizationLayer,

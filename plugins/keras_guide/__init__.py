@@ -1,1 +1,0 @@
-"""Keras-dependent implementations of the guide plugins, imported only when a run uses them."""
