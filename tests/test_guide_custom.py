@@ -279,6 +279,38 @@ def test_categorical_true_positives_is_the_numpy_recount(launched):
     assert all(0 <= value <= 128 and value == int(value) for value in per_epoch)
 
 
+@pytest.mark.slow
+def test_categorical_true_positives_logs_the_training_count_apart_from_the_validation_count(workdir):
+    """With weights that do not move (SGD at 1e-12) and no shuffling, the epoch's running count is the
+    model's correct predictions on the batches it saw: recounted with NumPy on the training split and,
+    separately, on the validation split (Keras validates with the same metric object)."""
+    result = run_cli(
+        "+experiment=guide_custom_metric",
+        BUNDLED,
+        "trainer.epochs=1",
+        "trainer.limit_batches=2",
+        "optimizer=sgd",
+        "optimizer.learning_rate=1e-12",
+        "+stages.fit.shuffle=false",
+        "stages.predict=null",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = only_run(workdir, "guide_custom_metric")
+    model = _load(Path(run.data.tags["orchestrator.output_dir"]) / "checkpoints" / "epoch-001.keras")
+    from orchestrator_plugins.mnist import mnist
+
+    data = mnist(source="bundled")
+    seen = 2 * 64  # trainer.limit_batches batches of trainer.batch_size, in order
+    counts = {}
+    for split in ("train", "validation"):
+        x, labels = getattr(data, split)
+        counts[split] = float((model.predict(x[:seen], verbose=0).argmax(-1) == labels[:seen]).sum())
+    assert counts["train"] != counts["validation"]  # else the test could not tell them apart
+    assert run.data.metrics["fit/categorical_true_positives"] == counts["train"]
+    assert run.data.metrics["fit/val_categorical_true_positives"] == counts["validation"]
+
+
 # -- end to end: losses and metrics added by layers --------------------------------------------------
 
 

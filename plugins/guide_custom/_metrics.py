@@ -54,7 +54,10 @@ class CategoricalTruePositives(keras.metrics.Metric):
         self.true_positives.assign_add(ops.sum(values))
 
     def result(self):
-        return ops.convert_to_tensor(self.true_positives)
+        # A copy, not the variable: Keras keeps the epoch's training result while validation
+        # resets and refills the same variable, so returning the variable would log the
+        # validation count as the training count.
+        return ops.copy(self.true_positives)
 
     def reset_state(self):
         # Keras resets every metric at the start of each epoch and of evaluate().
