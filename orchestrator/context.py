@@ -153,7 +153,7 @@ class RunContext:
 
     def objective(self) -> float:
         """The value of ``objective.metric``, the number a sweeper optimises."""
-        name = self.cfg.objective.metric
+        name = self.spec.objective.metric
         if name not in self.metrics:
             raise UserError(
                 "objective.metric",
@@ -174,7 +174,7 @@ class RunContext:
             raise UserError(key, f"must be train, validation or test, got {name!r}.")
         data = self.data.split(name)
         if data is None:
-            source = self.cfg.data.get("name")
+            source = self.spec.data.name
             raise UserError(key, f"the data source '{source}' has no {name} split; choose another split.")
         return data
 
@@ -186,7 +186,7 @@ class RunContext:
         """
         if not is_in_memory(split):
             return None
-        return global_batch_size(self, self.cfg.trainer.batch_size if configured is None else configured)
+        return global_batch_size(self, self.spec.trainer.batch_size if configured is None else configured)
 
     def steps(self, configured: int | None, split: str | None) -> int | None:
         """The batches to read from ``split``: ``configured``, else the smaller of the data's
@@ -194,7 +194,7 @@ class RunContext:
         if configured is not None:
             return configured
         one_pass = (self.data.info.get("steps") or {}).get(split) if split else None
-        counts = [n for n in (one_pass, self.cfg.trainer.limit_batches) if n is not None]
+        counts = [n for n in (one_pass, self.spec.trainer.limit_batches) if n is not None]
         return min(counts) if counts else None
 
     def fit(self, stage: Stage, train: Any, **arguments: Any) -> int:

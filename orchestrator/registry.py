@@ -40,8 +40,9 @@ KINDS: dict[str, str] = {
 }
 
 
-#: Parameters the host passes to a factory that declares them; never config arguments.
-INJECTED = ("context", "stage")
+#: Parameters the host passes to a factory that declares them; never config arguments:
+#: the run's context, the stage (stage kinds), and the config key of the entry (``data.source``).
+INJECTED = ("context", "stage", "key")
 
 
 class DuplicatePluginError(UserError):
@@ -249,8 +250,8 @@ class Registry:
     def create(self, name: str, args: Mapping[str, Any], key: str, **injected: Any) -> Any:
         """Call the factory registered as ``name`` with ``args``.
 
-        ``injected`` values (``context``, ``stage``) are passed only to a factory
-        that declares a parameter of that name.
+        ``injected`` values (``context``, ``stage``) and ``key`` are passed only to a
+        factory that declares a parameter of that name.
 
         Wrong argument names and errors raised by the factory become a
         :class:`UserError` naming ``key`` and the plugin. ``name`` ``_target_``
@@ -264,7 +265,8 @@ class Registry:
         kwargs = dict(args)
         if signature is not None:
             self._check_arguments(entry, signature, kwargs, key)
-            kwargs.update({n: v for n, v in injected.items() if n in signature.parameters})
+            given = {**injected, "key": key}
+            kwargs.update({n: v for n, v in given.items() if n in signature.parameters})
         try:
             return factory(**kwargs)
         except UserError:

@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from orchestrator.config import restricted, to_python
+from orchestrator.config import restricted
 from orchestrator.context import RunContext
 from orchestrator.data import Data
 from orchestrator.distribute import distribute, worker_files
@@ -94,7 +94,7 @@ def execute(context: RunContext) -> float | None:
 
 
 def _execute(context: RunContext) -> float | None:
-    cfg = context.cfg
+    spec = context.spec
     keeper = context.keeper
     error: BaseException | None = None
     try:
@@ -106,7 +106,7 @@ def _execute(context: RunContext) -> float | None:
         if context.session.runs:
             forget_previous_run()
         context.session.runs += 1
-        seed_everything(cfg.seed, cfg.deterministic)
+        seed_everything(spec.seed, spec.deterministic)
         context.data = load_data(context)
         with context.scope():
             context.model = build_model(context)
@@ -155,21 +155,20 @@ def load_data(context: RunContext):
     give the same arrays) is kept for the next job of an in-process sweep with the
     same ``data`` config, so a sweep over learning rates reads the files once.
     """
-    session = context.session
-    key = json.dumps(to_python(context.cfg.data), sort_keys=True, default=str)
+    session, selection = context.session, context.spec.data
+    name = selection.name
+    key = json.dumps(dict(selection.args, name=name), sort_keys=True, default=str)
     if session.reusable_data is not None and session.reusable_data[0] == key:
         data = session.reusable_data[1]
         log.info("Data: reusing the %s data of the previous job", data.info.get("source"))
     else:
-        selection = context.spec.data
-        name = selection.name
         data = context.registries["data_source"].create(name, selection.arguments(), "data", context=context)
         if not isinstance(data, Data):
             raise UserError(
                 "data.name", f"data source '{name}' returned {type(data).__name__}, not orchestrator.Data."
             )
         session.reusable_data = (key, data) if data.info.get("reusable") else None
-    tags = {"data_source": data.info.get("source", context.cfg.data.get("name"))}
+    tags = {"data_source": data.info.get("source", name)}
     if "formats" in data.info:
         tags["data.format"] = "+".join(data.info["formats"])
     context.set_tags(**tags)
@@ -242,5 +241,5 @@ def objective(context: RunContext) -> float | None:
     except UserError as error:
         log.warning("%s", error)
         return None
-    log.info("Objective %s = %.6g", context.cfg.objective.metric, value)
+    log.info("Objective %s = %.6g", context.spec.objective.metric, value)
     return value

@@ -15,6 +15,7 @@ import math
 import threading
 import types
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -157,7 +158,10 @@ def make_context(tmp_path, stages=None, limit_batches=None) -> RunContext:
     mnist_plugin.orchestrator_register_data_sources(registry)
     registry.add("toy", toy)
     cfg = OmegaConf.create({"trainer": {"limit_batches": limit_batches}, "stages": stages or {}})
-    return RunContext(cfg=cfg, hook=Tags(), registries={"data_source": registry}, output_dir=tmp_path)
+    spec = SimpleNamespace(trainer=cfg.trainer)  # the part of the run spec the split helpers read
+    return RunContext(
+        cfg=cfg, spec=spec, hook=Tags(), registries={"data_source": registry}, output_dir=tmp_path
+    )
 
 
 def load(context: RunContext, spec: dict) -> Data:

@@ -63,6 +63,10 @@ def test_every_public_name_imports_without_tensorflow_keras_or_mlflow():
     assert result.stdout.strip() == "[]"
 
 
+#: Calls at module level that make state code could change between runs.
+MUTABLE_TYPES = ("dict", "list", "set", "defaultdict", "deque", "OrderedDict", "Counter", "ContextVar")
+
+
 def test_the_host_and_the_plugins_keep_no_module_level_state():
     """No ``global`` statement, and no module-level name (other than an UPPER_CASE constant) bound to a
     dict, list or set that code could change between runs."""
@@ -82,9 +86,9 @@ def test_the_host_and_the_plugins_keep_no_module_level_state():
                 else []
             )
             value = getattr(node, "value", None)
-            mutable = isinstance(value, (ast.Dict, ast.List, ast.Set)) or (
-                isinstance(value, ast.Call) and getattr(value.func, "id", "") in ("dict", "list", "set")
-            )
+            called = value.func if isinstance(value, ast.Call) else None
+            name = getattr(called, "id", None) or getattr(called, "attr", "")
+            mutable = isinstance(value, (ast.Dict, ast.List, ast.Set)) or name in MUTABLE_TYPES
             for target in targets:
                 if (
                     mutable

@@ -90,7 +90,7 @@ def open_run(context) -> None:
         )
         return
     entry = index.read()
-    if not context.cfg.resume or not entry or entry.get("status") not in UNFINISHED:
+    if not context.spec.resume or not entry or entry.get("status") not in UNFINISHED:
         return
     output_dir = Path(entry["output_dir"])
     state_path = output_dir / STATE

@@ -36,7 +36,6 @@ TensorFlow, Keras and pandas are imported inside the factories (through
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -48,9 +47,6 @@ from orchestrator import Data, UserError, hookimpl, is_in_memory, length, split_
 log = logging.getLogger("orchestrator.data")
 
 SPLITS = ("train", "validation", "test")
-
-#: The config key of the wrapper being built (``data``, then ``data.source`` ...), for messages.
-_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("data_formats_key", default="data")
 
 
 @dataclass
@@ -75,6 +71,7 @@ class FreshSplits(Data):
 
 def tf_data(
     context,
+    key: str,
     source: dict,
     batch_size: int = 64,
     shuffle_buffer: int | None = 1024,
@@ -93,11 +90,12 @@ def tf_data(
         training = name == "train"
         return to_tf_dataset(split, batch_size, shuffle_buffer if training else None, repeat and training)
 
-    return _wrap(context, source, "tf_data", convert, batch_size)
+    return _wrap(context, key, source, "tf_data", convert, batch_size)
 
 
 def py_dataset(
     context,
+    key: str,
     source: dict,
     batch_size: int = 64,
     workers: int = 1,
@@ -122,11 +120,11 @@ def py_dataset(
             batches, workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
         )
 
-    return _wrap(context, source, "py_dataset", convert, batch_size)
+    return _wrap(context, key, source, "py_dataset", convert, batch_size)
 
 
 def generator(
-    context, source: dict, batch_size: int = 64, shuffle: bool = True, seed: int | None = None
+    context, key: str, source: dict, batch_size: int = 64, shuffle: bool = True, seed: int | None = None
 ) -> Data:
     """Each split as an endless Python generator of batches, new for every stage.
 
@@ -143,10 +141,10 @@ def generator(
         training = shuffle and name == "train"
         return lambda: endless_batches(Batches(split, batch_size, shuffle=training, seed=seed))
 
-    return _wrap(context, source, "generator", convert, batch_size, fresh=True)
+    return _wrap(context, key, source, "generator", convert, batch_size, fresh=True)
 
 
-def pandas(context, source: dict) -> Data:
+def pandas(context, key: str, source: dict) -> Data:
     """Each split's ``x`` as a pandas DataFrame (one column per feature) and ``y`` as a Series.
 
     The splits stay ``(x, y[, sample_weight])`` tuples: Keras batches and
@@ -154,11 +152,12 @@ def pandas(context, source: dict) -> Data:
     """
     from orchestrator_plugins.data_formats._keras import to_dataframes
 
-    return _wrap(context, source, "pandas", lambda name, split: to_dataframes(split))
+    return _wrap(context, key, source, "pandas", lambda name, split: to_dataframes(split))
 
 
 def sample_weighted(
     context,
+    key: str,
     source: dict,
     class_weights: dict,
     splits: list[str] | tuple[str, ...] = ("train",),
@@ -176,7 +175,6 @@ def sample_weighted(
             add ``validation`` or ``test`` to weight their losses too.
         default: the weight of a class that ``class_weights`` does not name.
     """
-    key = _KEY.get()
     unknown = [name for name in splits if name not in SPLITS]
     if unknown:
         raise UserError(f"{key}.splits", f"unknown split(s) {unknown}; use train, validation or test.")
@@ -191,7 +189,7 @@ def sample_weighted(
         weight = class_sample_weights(y, weights, default)
         return (x, y, weight if sample_weight is None else weight * sample_weight)
 
-    return _wrap(context, source, "sample_weighted", convert)
+    return _wrap(context, key, source, "sample_weighted", convert)
 
 
 def class_sample_weights(y: Any, class_weights: Mapping[int, float], default: float = 1.0):
@@ -213,6 +211,7 @@ def class_sample_weights(y: Any, class_weights: Mapping[int, float], default: fl
 
 def _wrap(
     context,
+    key: str,
     source: Any,
     fmt: str,
     convert: Callable[[str, Any], Any],
@@ -223,7 +222,6 @@ def _wrap(
 
     With ``fresh``, ``convert`` returns a maker and the result is :class:`FreshSplits`.
     """
-    key = _KEY.get()
     if batch_size is not None and int(batch_size) < 1:
         raise UserError(f"{key}.batch_size", f"must be 1 or more, got {batch_size}.")
     inner = _inner(context, source, f"{key}.source")
@@ -258,11 +256,7 @@ def _wrap(
 def _inner(context, source: Any, key: str) -> Data:
     """The data of the nested spec ``source`` (``{name: mnist, ...}``), built through the registry."""
     name, args = split_spec(source, key)
-    token = _KEY.set(key)
-    try:
-        data = context.registries["data_source"].create(name, args, key, context=context)
-    finally:
-        _KEY.reset(token)
+    data = context.registries["data_source"].create(name, args, key, context=context)
     if not isinstance(data, Data):
         raise UserError(f"{key}.name", f"data source '{name}' returned {type(data).__name__}, not Data.")
     return data
