@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -45,12 +45,10 @@ from orchestrator.config import (
     strategy_spec,
     to_python,
 )
-from orchestrator.errors import UserError, choices_text, closest
+from orchestrator.errors import UserError
+from orchestrator.settings import check_keys, check_tracking, check_trainer, section
 from orchestrator.stage import SPLITS, Stage
 from orchestrator.targets import check_targets
-
-#: ``trainer.verbose`` as ``Model.fit`` takes it.
-VERBOSE = ("auto", 0, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -107,16 +105,16 @@ def build_spec(cfg: DictConfig, registries: Mapping[str, Any]) -> RunSpec:
     ``registries`` must already be restricted to ``security.allowed_targets``
     (:func:`orchestrator.config.restricted`); nothing is changed.
     """
-    _check_keys(cfg, Config, "")
+    check_keys(cfg, Config, "")
     allowed = tuple(cfg.security.allowed_targets)
     for name in cfg:
         check_targets(to_python(cfg[name]), str(name), allowed)
-    trainer = _section(cfg.trainer, TrainerConfig, "trainer")
-    tracking = _section(cfg.tracking, TrackingConfig, "tracking")
-    objective = _section(cfg.objective, ObjectiveConfig, "objective")
-    security = _section(cfg.security, SecurityConfig, "security")
-    _check_trainer(trainer)
-    _check_tracking(tracking)
+    trainer = section(cfg.trainer, TrainerConfig, "trainer")
+    tracking = section(cfg.tracking, TrackingConfig, "tracking")
+    objective = section(cfg.objective, ObjectiveConfig, "objective")
+    security = section(cfg.security, SecurityConfig, "security")
+    check_trainer(trainer)
+    check_tracking(tracking)
     if cfg.deterministic and cfg.seed is None:
         raise UserError("seed", "deterministic=true needs a seed; set seed=<int> as well.")
     if objective.direction not in ("minimize", "maximize"):
@@ -142,74 +140,6 @@ def build_spec(cfg: DictConfig, registries: Mapping[str, Any]) -> RunSpec:
         deterministic=bool(cfg.deterministic),
         resume=bool(cfg.resume),
     )
-
-
-# -- The host's own sections ------------------------------------------------------------
-
-
-def _check_keys(node: Any, schema: type, prefix: str) -> None:
-    """Refuse a key the dataclass ``schema`` does not declare (``+trainer.epoch=3``)."""
-    known = [f.name for f in fields(schema)]
-    for key in node:
-        if key not in known:
-            full = [f"{prefix}{name}" for name in known]
-            where = f"the settings of {prefix.rstrip('.')}" if prefix else "the top-level keys"
-            raise UserError(
-                f"{prefix}{key}",
-                f"is not a setting.{closest(f'{prefix}{key}', full)} "
-                f"These are {where}: {choices_text(known)}.",
-            )
-
-
-def frozen_copy(schema: type) -> type:
-    """A frozen dataclass with the fields of ``schema`` (the Hydra schema itself must stay writable)."""
-    return make_dataclass(
-        schema.__name__,
-        [(f.name, f.type, field(default=None)) for f in fields(schema)],
-        frozen=True,
-    )
-
-
-def _section(node: Any, schema: type, key: str) -> Any:
-    """A host section (``trainer``, ``tracking``, ...) as an instance of its frozen copy."""
-    _check_keys(node, schema, f"{key}.")
-    return FROZEN[schema](**to_python(node))
-
-
-def _check_trainer(trainer: Any) -> None:
-    counts = {
-        "epochs": (trainer.epochs, 0, "0 or more"),
-        "batch_size": (trainer.batch_size, 1, "1 or more"),
-        "steps_per_execution": (trainer.steps_per_execution, 1, "1 or more"),
-        "checkpoint_every": (trainer.checkpoint_every, 0, "0 (no checkpoints) or a number of epochs"),
-        "checkpoint_every_batches": (
-            trainer.checkpoint_every_batches,
-            0,
-            "0 (epoch ends only) or a number of batches",
-        ),
-    }
-    for name, (value, low, words) in counts.items():
-        if value < low:
-            raise UserError(f"trainer.{name}", f"must be {words}, got {value}.")
-    if trainer.limit_batches is not None and trainer.limit_batches < 1:
-        raise UserError("trainer.limit_batches", f"must be null or 1 or more, got {trainer.limit_batches}.")
-    verbose, jit = trainer.verbose, trainer.jit_compile
-    if isinstance(verbose, bool) or verbose not in VERBOSE:
-        raise UserError(
-            "trainer.verbose", f"must be auto, 0, 1 or 2 (as Model.fit takes it), got {verbose!r}."
-        )
-    if not (jit == "auto" or isinstance(jit, bool)):
-        raise UserError("trainer.jit_compile", f"must be auto, true or false, got {jit!r}.")
-
-
-def _check_tracking(tracking: Any) -> None:
-    timeout = tracking.delivery_timeout
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout >= 0):
-        raise UserError(
-            "tracking.delivery_timeout",
-            "must be a number of seconds, 0 or more (how long a run waits for MLflow at its end), "
-            f"got {timeout}.",
-        )
 
 
 # -- Plugin selections ------------------------------------------------------------------
@@ -328,12 +258,3 @@ def _check_stage_arguments(args: Mapping[str, Any], key: str) -> None:
         value = args.get(name)
         if value is not None and value not in SPLITS:
             raise UserError(f"{key}.{name}", f"must be one of {', '.join(SPLITS)}, got {value!r}.")
-
-
-#: The run spec's read-only copies of the host's config sections.
-FROZEN: Mapping[type, type] = MappingProxyType(
-    {
-        schema: frozen_copy(schema)
-        for schema in (TrainerConfig, TrackingConfig, ObjectiveConfig, SecurityConfig)
-    }
-)

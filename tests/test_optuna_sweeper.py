@@ -200,7 +200,7 @@ def test_search_space_syntax_maps_to_optuna_distributions():
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     from hydra_plugins.orchestrator_optuna_sweeper import requested
-    from hydra_plugins.orchestrator_optuna_sweeper._study import search_space
+    from hydra_plugins.orchestrator_optuna_sweeper._space import search_space
 
     overrides = OverridesParser.create().parse_overrides(
         [

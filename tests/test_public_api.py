@@ -192,3 +192,13 @@ def test_a_plugin_check_refuses_a_value_before_tensorflow_and_before_any_run(wor
         workdir.glob("outputs/*/*/mlflow-spool")
     )
     assert "before_run" not in {c["hook"] for c in _calls(record)}
+
+
+def test_every_host_module_is_in_the_architecture_map():
+    """docs/architecture.md maps every module of the host and of the built-in plugins to its job."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    missing = []
+    for path in sorted([*(REPO / "orchestrator").rglob("*.py"), *(REPO / "plugins").rglob("*.py")]):
+        if path.name != "__init__.py" and f"`{path.stem}" not in text:
+            missing.append(str(path.relative_to(REPO)))
+    assert not missing, "not in docs/architecture.md: " + ", ".join(missing)

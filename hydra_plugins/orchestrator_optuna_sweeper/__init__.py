@@ -140,7 +140,7 @@ class OrchestratorOptunaSweeper(Sweeper):
     def _sweep(self, arguments: list[str]) -> list[Any]:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        from hydra_plugins.orchestrator_optuna_sweeper import _study
+        from hydra_plugins.orchestrator_optuna_sweeper import _space, _study
 
         try:
             import optuna
@@ -155,8 +155,8 @@ class OrchestratorOptunaSweeper(Sweeper):
         OmegaConf.save(config, sweep_dir / "multirun.yaml")
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        space, fixed = _study.search_space(parser.parse_overrides(requested(self.params, arguments)))
-        _study.enqueued(space, self.enqueue_trials)
+        space, fixed = _space.search_space(parser.parse_overrides(requested(self.params, arguments)))
+        _space.enqueued(space, self.enqueue_trials)
         if not space:
             log.warning("The search space is empty: every trial runs the same configuration.")
         direction: Any
@@ -181,7 +181,7 @@ class OrchestratorOptunaSweeper(Sweeper):
             seed = int(self.sampler_conf["seed"]) + existing
             study.sampler = _study.make_sampler({**self.sampler_conf, "seed": seed})
             log.info("Study '%s' resumed with %d trials; sampler seed %d", study_name, existing, seed)
-        for values in _study.enqueued(space, self.enqueue_trials):
+        for values in _space.enqueued(space, self.enqueue_trials):
             study.enqueue_trial(values, skip_if_exists=True)
         info: dict[str, Any] = {
             "study_name": study_name,

@@ -57,15 +57,15 @@ def _check_search(sweep) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    from hydra_plugins.orchestrator_optuna_sweeper import _study, requested
+    from hydra_plugins.orchestrator_optuna_sweeper import _space, requested
 
     sweeper: Any = OmegaConf.to_container(sweep.cfg.hydra.sweeper, resolve=True)
     try:
         overrides = OverridesParser.create().parse_overrides(requested(sweeper["params"], sweep.arguments))
     except Exception:  # the sweeper parses them again and reports the error
         return
-    space, _ = _study.search_space(overrides)
-    _study.enqueued(space, sweeper.get("enqueue_trials") or [])
+    space, _ = _space.search_space(overrides)
+    _space.enqueued(space, sweeper.get("enqueue_trials") or [])
 
 
 @hookimpl

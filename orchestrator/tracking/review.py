@@ -35,52 +35,30 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from orchestrator import hookimpl
-from orchestrator.arrays import is_in_memory, take, unpack
-from orchestrator.tracking.review_plots import (
-    confusion_labels,
-    confusion_matrix,
-    learning_curves,
-    model_outputs,
-    test_sample,
-)
+from orchestrator.tracking.review_model import Review, model_payload, test_sample_of
+from orchestrator.tracking.review_plots import confusion_labels, confusion_matrix, learning_curves
 from orchestrator.tracking.tracker import review_hint, run_log_of
 
 log = logging.getLogger("orchestrator.review")
 
 #: The module whose functions the tracking worker runs for this plugin.
 WORKER = "orchestrator.tracking.review_worker"
-#: Test samples saved as the model's input example.
-EXAMPLE_SAMPLES = 5
-
-
-@dataclass
-class _Review:
-    started: float = field(default_factory=time.monotonic)
-    history: dict[str, dict[int, float]] = field(default_factory=dict)
-    results: dict[str, float] = field(default_factory=dict)
-    plots: list[str] = field(default_factory=list)
-    run_log: Any = None
-    calls: dict[str, int] = field(default_factory=dict)
-    sample: tuple[Any] | None = None
 
 
 #: Where the run's review is kept: ``context.stash``.
 REVIEW = "mlflow_review"
 
 
-def _review(context) -> _Review:
-    return context.stash.setdefault(REVIEW, _Review())
+def _review(context) -> Review:
+    return context.stash.setdefault(REVIEW, Review())
 
 
 @hookimpl(trylast=True)
 def orchestrator_before_run(context):
-    context.stash[REVIEW] = _Review()
+    context.stash[REVIEW] = Review()
     run_log = run_log_of(context)
     if run_log is not None and (context.sweep is None or context.cfg.tracking.review_in_sweeps):
         run_log.worker.preload(WORKER)
@@ -119,7 +97,7 @@ def orchestrator_on_artifact(context, path, artifact_path):
     if run_log is None:
         return
     try:
-        payload = _model_payload(context, review, run_log.spool.folder)
+        payload = model_payload(context, review, run_log.spool.folder)
         if payload is not None:
             _hand_over(context, review, "mlflow_model", **payload)
     except Exception as failure:  # the trained run is kept; what failed here is reported
@@ -139,7 +117,7 @@ def orchestrator_after_run(context, error):
     try:
         run_log = run_log_of(context)
         if run_log is None:
-            _draw_here(context, review, confusion_labels(context, _test_sample(context, review)))
+            _draw_here(context, review, confusion_labels(context, test_sample_of(context, review)))
             return
         if "learning_curves" not in review.calls:
             _hand_over(context, review, "learning_curves", history=_history(review))
@@ -149,9 +127,9 @@ def orchestrator_after_run(context, error):
         log.error("Review in MLflow incomplete: %s: %s", type(failure).__name__, failure)
 
 
-def _hand_over_confusion(context, review: _Review) -> None:
+def _hand_over_confusion(context, review: Review) -> None:
     """Predict the test sample's labels here; the worker draws the matrix."""
-    confusion = confusion_labels(context, _test_sample(context, review))
+    confusion = confusion_labels(context, test_sample_of(context, review))
     review.calls.setdefault("confusion_matrix", -1)  # tried once, drawn or not
     run_log = run_log_of(context)
     if confusion is None or run_log is None:
@@ -175,13 +153,13 @@ def _fit_stages_after(context, stage) -> bool:
     return any(later.kind == "fit" for later in context.stages[stage.index + 1 :])
 
 
-def _history(review: _Review) -> dict[str, dict[str, float]]:
+def _history(review: Review) -> dict[str, dict[str, float]]:
     return {
         name: {str(epoch): value for epoch, value in steps.items()} for name, steps in review.history.items()
     }
 
 
-def _hand_over(context, review: _Review, what: str, **kwargs) -> None:
+def _hand_over(context, review: Review, what: str, **kwargs) -> None:
     """Ask the tracking worker to run ``mlflow_review_worker.<what>`` on the run; note the call."""
     run_log = run_log_of(context)
     if run_log is None:
@@ -192,7 +170,7 @@ def _hand_over(context, review: _Review, what: str, **kwargs) -> None:
     review.calls[what] = run_log.call(f"{WORKER}:{what}", output_dir=output_dir, **kwargs)
 
 
-def _draw_here(context, review: _Review, confusion) -> None:
+def _draw_here(context, review: Review, confusion) -> None:
     """Without tracking: the plots, drawn in this process, in the output folder."""
     title = context.experiment or "run"
     figures = {
@@ -252,7 +230,7 @@ def print_summary(context, error) -> None:
     log.info("%s", "\n".join(lines))
 
 
-def review_results(review: _Review) -> tuple[str | None, list[str]]:
+def review_results(review: Review) -> tuple[str | None, list[str]]:
     """What the worker's calls returned: the MLflow model's URI, and the plots' artifact paths."""
     if review.run_log is None:
         return None, []
@@ -264,110 +242,3 @@ def review_results(review: _Review) -> tuple[str | None, list[str]]:
     ]
     model = results.get("mlflow_model")
     return (model if isinstance(model, str) else None), plots
-
-
-# -- The MLflow model ----------------------------------------------------------------
-
-
-def _test_sample(context, review: _Review):
-    """The test samples and the model's outputs on them (computed once, for the example and the matrix)."""
-    if review.sample is None:
-        trained = context.model
-        context.model = _local_model(context)
-        try:
-            review.sample = (test_sample(context),)
-        finally:
-            context.model = trained
-    return review.sample[0]
-
-
-def _local_model(context) -> Any:
-    """The model to predict with here: the trained one, or, when it was trained by several
-    workers (which have stopped by now), the saved ``model.keras`` loaded in this process alone.
-
-    A multi-worker model's ``predict`` is a collective step that every worker must join.
-    """
-    distribution = context.distribution
-    if distribution is None or distribution.worker is None:
-        return context.model
-    import keras
-
-    return keras.saving.load_model(Path(context.output_dir) / "model.keras")
-
-
-def _model_payload(context, review: _Review, folder: Path) -> dict[str, Any] | None:
-    """What the worker needs to log the run's ``model.keras`` as an MLflow model, or ``None``."""
-    settings = context.cfg.tracking
-    register = settings.get("register_model") or None
-    if not settings.log_model:
-        if register:
-            log.warning("tracking.register_model=%s is ignored: tracking.log_model is false.", register)
-        return None
-    model_file = Path(context.output_dir) / "model.keras"
-    if not model_file.exists():
-        log.warning("MLflow model: no %s to log.", model_file)
-        return None
-    import keras
-
-    return {
-        "path": str(model_file.resolve()),
-        "example": _save_example(context, review, folder / "review-example.npz"),
-        "keras_version": keras.__version__,
-        "keras_backend": keras.backend.backend(),
-        "requirements": _requirements(),
-        "register": register,
-        "step": context.epochs_done,
-    }
-
-
-def _save_example(context, review: _Review, file: Path) -> str | None:
-    """The first test (else validation, else train) samples and the model's output on them, as ``.npz``."""
-    import numpy as np
-
-    data = context.data
-    split = next((s for s in (data.test, data.validation, data.train) if is_in_memory(s)), None)
-    x = unpack(split)[0] if split is not None else None
-    if isinstance(x, dict) and all(isinstance(v, np.ndarray) for v in x.values()):
-        example = take(x, EXAMPLE_SAMPLES)
-    elif isinstance(x, np.ndarray):
-        example = x[:EXAMPLE_SAMPLES]
-    else:
-        log.info("MLflow model: no input example or signature (the inputs are not in-memory arrays).")
-        return None
-    arrays = _prefixed("input:", example)
-    try:
-        sample = _test_sample(context, review) if split is data.test else None
-        if sample is not None:
-            output = take(sample[2], EXAMPLE_SAMPLES)
-        else:
-            output = model_outputs(_local_model(context), example)
-        if isinstance(output, (list, tuple)):
-            output = dict(zip(context.model.output_names, output, strict=True))
-        arrays.update(_prefixed("output:", output))
-    except Exception as failure:
-        log.warning("MLflow model: no signature (%s: %s).", type(failure).__name__, failure)
-    np.savez(file, **arrays)
-    return str(file)
-
-
-def _prefixed(prefix: str, value) -> dict[str, Any]:
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {f"{prefix}{key}": np.asarray(array) for key, array in value.items()}
-    return {prefix: np.asarray(value)}
-
-
-def _requirements() -> list[str]:
-    """Keras and its backend, pinned: MLflow would otherwise infer them in a subprocess (seconds)."""
-    import keras
-
-    backend = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(keras.backend.backend())
-    return [f"{dist}=={_version(dist)}" for dist in ("keras", backend) if dist and _version(dist)]
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
