@@ -28,7 +28,10 @@ guide's 10,000. The run is tagged ``data_source=bundled``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,17 +154,22 @@ def _from_idx_folder(folder: Path):
 
 
 def _from_keras(dataset: str):
+    """The Keras loader's arrays. Its "Downloading data from ..." line is shown only when the
+    download worked: offline, the warning about the bundled split says what happened instead."""
     import keras
 
     loader = getattr(keras.datasets, dataset)
+    said = io.StringIO()
     try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
+        with contextlib.redirect_stdout(said):
+            (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as error:
         raise UserError(
             "data.source",
             f"the Keras loader could not get {dataset} ({error}); give data.path, or "
             "check the network and ~/.keras/datasets.",
         ) from None
+    sys.stdout.write(said.getvalue())
     return x_train, y_train, x_test, y_test
 
 

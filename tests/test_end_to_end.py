@@ -214,6 +214,11 @@ def test_output_mentions_the_bundled_mnist_split(result):
     assert loud, "no warning line about the bundled MNIST split in:\n" + "\n".join(lines[-40:])
 
 
+def test_an_offline_run_does_not_claim_to_download(result):
+    """The Keras loader's "Downloading data from ..." is shown only when a download happens."""
+    assert "Downloading data from" not in result.stdout + result.stderr
+
+
 def test_output_folder_holds_the_same_files(output_dir, artifacts, folder):
     assert output_dir.is_relative_to(folder / "outputs"), output_dir
     for artifact, local in FILES.items():
