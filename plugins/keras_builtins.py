@@ -29,6 +29,7 @@ OPTIMIZERS = {
     "muon": "Muon",
     "nadam": "Nadam",
     "rmsprop": "RMSprop",
+    "schedule_free_adamw": "ScheduleFreeAdamW",
     "sgd": "SGD",
 }
 
@@ -46,6 +47,7 @@ LOSSES = {
     "binary_focal_crossentropy": "BinaryFocalCrossentropy",
     "categorical_crossentropy": "CategoricalCrossentropy",
     "categorical_focal_crossentropy": "CategoricalFocalCrossentropy",
+    "categorical_generalized_cross_entropy": "CategoricalGeneralizedCrossEntropy",
     "categorical_hinge": "CategoricalHinge",
     "circle": "Circle",
     "cosine_similarity": "CosineSimilarity",
@@ -115,6 +117,7 @@ METRICS = {
 CALLBACKS = {
     "early_stopping": "EarlyStopping",
     "reduce_lr_on_plateau": "ReduceLROnPlateau",
+    "remote_monitor": "RemoteMonitor",
     "swap_ema_weights": "SwapEMAWeights",
     "terminate_on_nan": "TerminateOnNaN",
 }

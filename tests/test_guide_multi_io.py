@@ -141,6 +141,31 @@ def test_predictions_are_written_per_output(dict_run, folder, tmp_path):
 
 
 @pytest.mark.slow
+def test_each_outputs_predictions_are_the_saved_models_on_the_first_test_samples(dict_run, folder):
+    import keras
+
+    from orchestrator_plugins.multi_io import multi_io_random
+
+    params = dict_run.data.params
+    data = multi_io_random(
+        train_samples=int(params["data.train_samples"]),
+        validation_samples=int(params["data.validation_samples"]),
+        test_samples=int(params["data.test_samples"]),
+        seed=int(params["data.seed"]),
+        layout=params["data.layout"],
+    )
+    x_test = {name: values[:8] for name, values in data.test[0].items()}
+    output_dir = Path(dict_run.data.tags["orchestrator.output_dir"])
+    model = keras.saving.load_model(output_dir / "model.keras")
+    predicted = model.predict(x_test, verbose=0)
+    if not isinstance(predicted, dict):
+        predicted = dict(zip(model.output_names, predicted, strict=True))
+    for output in ("score_output", "class_output"):
+        logged = np.load(output_dir / "predictions" / f"predict-{output}.npy")
+        np.testing.assert_allclose(logged, predicted[output], rtol=1e-5, atol=1e-6, err_msg=output)
+
+
+@pytest.mark.slow
 def test_a_null_loss_leaves_its_output_out_of_the_loss(none_loss_run):
     logged = set(none_loss_run.data.metrics)
     assert not [name for name in logged if "score_output_loss" in name]

@@ -12,7 +12,6 @@ from tests.conftest import mlflow_client, only_run, run_cli
 pytestmark = pytest.mark.slow
 
 REGISTERED = "digits-review"
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +43,22 @@ def test_the_registered_mlflow_model_predicts_what_the_run_predicted(folder):
     np.testing.assert_allclose(loaded, in_process, rtol=1e-5, atol=1e-6)
 
 
+def test_the_registered_mlflow_model_predicts_what_the_runs_saved_model_predicts(folder):
+    import keras
+    import mlflow
+
+    from orchestrator_plugins.mnist import mnist
+
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{REGISTERED}/1")
+    run = only_run(folder, "mnist")
+    saved = keras.saving.load_model(Path(run.data.tags["orchestrator.output_dir"]) / "model.keras")
+    x_test, _ = mnist(source="bundled").test
+    samples = x_test[:256]
+    expected = saved.predict(samples, verbose=0)
+    np.testing.assert_allclose(np.asarray(pyfunc.predict(samples)), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_the_mlflow_model_has_a_signature_and_an_input_example(folder):
     import mlflow
 
@@ -54,11 +69,19 @@ def test_the_mlflow_model_has_a_signature_and_an_input_example(folder):
     assert info.saved_input_example_info is not None
 
 
-def test_learning_curves_and_a_confusion_matrix_are_logged_as_pngs(folder, tmp_path):
+@pytest.mark.parametrize("name", ["plots/learning_curves.png", "plots/confusion_matrix.png"])
+def test_each_plot_is_a_png_image_that_is_not_blank(folder, tmp_path, name):
+    from PIL import Image
+
     client, run = mlflow_client(folder), only_run(folder, "mnist")
-    for name in ("plots/learning_curves.png", "plots/confusion_matrix.png"):
-        local = Path(client.download_artifacts(run.info.run_id, name, str(tmp_path)))
-        assert local.read_bytes()[:8] == PNG
+    local = Path(client.download_artifacts(run.info.run_id, name, str(tmp_path)))
+    with Image.open(local) as image:
+        assert image.format == "PNG"
+        assert image.width > 0 and image.height > 0
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    assert pixels.var() > 0, f"{name} is one flat colour"
+    _, counts = np.unique(pixels, return_counts=True)
+    assert counts.max() < 0.99 * pixels.size, f"{name} is all background"
 
 
 def test_sweep_jobs_skip_the_mlflow_model_and_plots_unless_asked(workdir):

@@ -48,9 +48,11 @@ def test_a_grid_sweep_has_one_parent_run_with_a_child_per_job_and_a_summary(work
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "fit/loss")]
         assert sorted(steps) == [0, 1]
 
-    best = max(children, key=lambda c: c.data.metrics["objective"])
-    assert parent.data.tags["best_run_id"] == best.info.run_id
-    assert parent.data.metrics["best_objective"] == pytest.approx(best.data.metrics["objective"])
+    # The preset's objective: test/sparse_categorical_accuracy, maximized.
+    accuracy = {c.info.run_id: c.data.metrics["test/sparse_categorical_accuracy"] for c in children}
+    assert {c.info.run_id: c.data.metrics["objective"] for c in children} == accuracy
+    assert accuracy[parent.data.tags["best_run_id"]] == max(accuracy.values())
+    assert parent.data.metrics["best_objective"] == max(accuracy.values())
     assert parent.info.status == "FINISHED"
 
     rows = summary_rows(client, parent, workdir)
@@ -66,6 +68,23 @@ def test_a_grid_sweep_has_one_parent_run_with_a_child_per_job_and_a_summary(work
     assert "Jobs of sweep" in log and "job  status    objective" in log
     # The same data config: jobs 1-3 reuse the arrays job 0 read.
     assert log.count("Data: reusing the bundled data of the previous job") == 3
+
+
+def test_a_minimized_objective_picks_the_child_with_the_lowest_configured_metric(workdir):
+    result = run_cli(
+        "-m", "+experiment=mnist", "optimizer.learning_rate=0.0001,0.001,0.01",
+        "objective.metric=test/loss", "objective.direction=minimize",
+        "data.source=bundled", "trainer.epochs=1", "trainer.limit_batches=2", "trainer.verbose=0",
+        "stages.predict=null", cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, parents, children = runs_of(workdir)
+    losses = {c.info.run_id: c.data.metrics["test/loss"] for c in children}
+    assert len(set(losses.values())) == 3, losses
+    assert {c.info.run_id: c.data.metrics["objective"] for c in children} == losses
+    lowest = min(losses, key=losses.get)
+    assert parents[0].data.tags["best_run_id"] == lowest
+    assert parents[0].data.metrics["best_objective"] == losses[lowest]
 
 
 def test_a_parallel_sweep_on_a_fresh_sqlite_store_loses_no_job_or_metric(workdir):

@@ -20,6 +20,7 @@ metrics exactly once, with step = epoch, the test metrics, the checkpoints.
 from __future__ import annotations
 
 import contextlib
+import csv
 import re
 import subprocess
 import sys
@@ -41,6 +42,7 @@ RUN = [
     f"trainer.epochs={EPOCHS}",
     "trainer.verbose=0",
     "tracking.log_model=false",
+    "+callbacks.csv={name: csv_logger}",  # the run's own record of each epoch: history.csv
 ]
 PER_EPOCH = ("fit/loss", "fit/val_loss", "fit/sparse_categorical_accuracy", "fit/learning_rate")
 
@@ -99,7 +101,8 @@ class Cli:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -123,7 +126,8 @@ class Cli:
 
     def finish(self, timeout: float = 300) -> int:
         code = self.process.wait(timeout=timeout)
-        time.sleep(0.2)  # the reader thread takes the last lines
+        self.reader.join(timeout=60)  # the reader ends at the end of the output
+        assert not self.reader.is_alive(), "something the run started still holds its output open"
         return code
 
 
@@ -152,7 +156,24 @@ def start_run_then_stop_the_server(server: Server, cwd: Path, *extra: str) -> tu
     return cli, run_id, outputs[0]
 
 
-def assert_everything_arrived(uri: str, run_id: str) -> None:
+def history_csv(output_dir: Path) -> list[dict[str, str]]:
+    """The epochs the run's own Keras ``CSVLogger`` wrote (``history.csv`` in its output folder)."""
+    with open(output_dir / "history.csv", newline="") as rows:
+        return list(csv.DictReader(rows))
+
+
+def assert_metrics_are_what_the_run_logged(client, run_id: str, rows: list[dict[str, str]]) -> None:
+    """Every epoch in ``rows`` has the same values in MLflow as in the run's own ``history.csv``."""
+    columns = [column for column in rows[0] if column != "epoch"]
+    assert {"loss", "val_loss", "sparse_categorical_accuracy"} <= set(columns), columns
+    for column in columns:
+        logged = {metric.step: metric.value for metric in client.get_metric_history(run_id, f"fit/{column}")}
+        assert {step: logged[step] for step in range(len(rows))} == {
+            int(row["epoch"]): float(row[column]) for row in rows
+        }, column
+
+
+def assert_everything_arrived(uri: str, run_id: str, output_dir: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -161,6 +182,9 @@ def assert_everything_arrived(uri: str, run_id: str) -> None:
     for name in PER_EPOCH:
         steps = [metric.step for metric in client.get_metric_history(run_id, name)]
         assert steps == list(range(EPOCHS)), (name, steps)
+    rows = history_csv(output_dir)
+    assert len(rows) == EPOCHS
+    assert_metrics_are_what_the_run_logged(client, run_id, rows)
     assert {"test/loss", "test/sparse_categorical_accuracy", "objective"} <= set(run.data.metrics)
     assert run.data.params["trainer.epochs"] == str(EPOCHS)
     checkpoints = {artifact.path for artifact in client.list_artifacts(run_id, "checkpoints")}
@@ -179,7 +203,7 @@ def test_a_run_keeps_training_while_the_server_is_down_and_delivers_when_it_is_b
     assert cli.finish() == 0, cli.output[-4000:]
     assert "answers again" in cli.output
     assert not (output_dir / "mlflow-spool").exists()  # everything delivered
-    assert_everything_arrived(server.uri, run_id)
+    assert_everything_arrived(server.uri, run_id, output_dir)
 
 
 def test_a_run_that_outlasts_the_outage_wait_is_delivered_later_by_sync(server, tmp_path):
@@ -196,7 +220,7 @@ def test_a_run_that_outlasts_the_outage_wait_is_delivered_later_by_sync(server, 
     assert synced.returncode == 0, synced.stdout + synced.stderr
     assert f"to run {run_id}" in synced.stdout and "the run is complete" in synced.stdout
     assert not spool.exists()
-    assert_everything_arrived(server.uri, run_id)
+    assert_everything_arrived(server.uri, run_id, output_dir)
 
     again = run_cli("sync", str(workdir), cwd=workdir, env=cli_env())
     assert again.returncode == 0 and "Nothing to deliver" in again.stdout
@@ -221,4 +245,7 @@ def test_what_a_killed_run_logged_while_the_server_was_down_is_delivered_by_sync
     client = MlflowClient(tracking_uri=server.uri)
     steps = [metric.step for metric in client.get_metric_history(run_id, "fit/loss")]
     assert steps == list(range(kept))
+    rows = history_csv(output_dir)[:kept]  # the CSV may have one epoch more or less than the spool
+    assert rows, "the run's history.csv has no epoch"
+    assert_metrics_are_what_the_run_logged(client, run_id, rows)
     assert client.get_run(run_id).info.status == "RUNNING"
