@@ -164,7 +164,7 @@ def hooks(times: dict[str, float]) -> list[list]:
         name
         for name in times
         if name.split(" ")[0].split(".")[-1].startswith(("orchestrator_", "on_epoch_end"))
-        or "(orchestrator/stages.py:" in name
+        or "(plugins/stages.py:" in name
     ]
     return [[name, round(times[name], 4)] for name in sorted(wanted, key=lambda n: -times[n])]
 

@@ -112,7 +112,7 @@ def figures(results: dict) -> dict:
         def total(test) -> float:
             return sum(seconds for name, seconds in hooks.items() if test(name))
 
-        fit = total(lambda n: n.startswith("fit (orchestrator/stages.py"))
+        fit = total(lambda n: n.startswith("fit (plugins/stages.py"))
         if fit:
             epochs = meta["epochs"]
             tracker = total(lambda n: "MlflowTracker.orchestrator_after_epoch" in n)
@@ -444,7 +444,7 @@ def words_section(results: dict, fig: dict) -> list[str]:
         costs = [
             (name, seconds)
             for name, seconds in profile["calls"]
-            if not any(k in name for k in ("keras: Functional.fit", "Functional.evaluate"))
+            if not any(k in name for k in ("keras: Functional.fit", "Functional.evaluate", *DISPATCH))
         ][:5]
         said.append(
             f"The profile of one run ({f(profile['total_seconds'], 1)} s) puts the largest costs "
@@ -453,6 +453,11 @@ def words_section(results: dict, fig: dict) -> list[str]:
             + "."
         )
     return ["## What the numbers say", "", " ".join(said), ""]
+
+
+#: Calls that only dispatch to the project's own code again (Hydra's entry point, Python's import
+#: machinery, Keras's error-handling decorator): not costs of their own.
+DISPATCH = ("hydra: ", "python: _find_and_load", "python: _handle_fromlist", "keras: error_handler")
 
 
 def history_section() -> list[str]:
@@ -478,7 +483,7 @@ def history_section() -> list[str]:
         "",
         "1. The training process no longer imports MLflow. Every tracking call appends a record to the "
         "run's spool (`mlflow-spool/` in its output folder) and returns; a tracking worker process "
-        "(`orchestrator/tracking_worker.py`), started with the run, imports MLflow and opens the store "
+        "(`orchestrator/tracking/worker.py`), started with the run, imports MLflow and opens the store "
         "on the other core while TensorFlow imports and the data loads, then delivers the records "
         "(consecutive ones in one `log_batch`) while training goes on. MLflow's own asynchronous "
         "logging (`synchronous=False`) was not enough: it queues in a thread of the training process, "
