@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import UserError
+from orchestrator.stage import SPLITS
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Data:
 
     def split(self, name: str) -> Any:
         """The split called ``name`` (``"train"``, ``"validation"`` or ``"test"``)."""
-        if name not in ("train", "validation", "test"):
+        if name not in SPLITS:
             raise UserError("split", f"unknown split {name!r}; use train, validation or test.")
         return getattr(self, name)
 
