@@ -80,6 +80,38 @@ def only_run(folder: Path, experiment: str):
     return runs[0]
 
 
+def assert_user_error(
+    result: subprocess.CompletedProcess, *words: str, code: int = 2, lines: int = 10
+) -> str:
+    """The CLI answered a user's mistake: exit ``code``, no traceback, at most ``lines`` lines on
+    stderr, each of ``words`` in them. Returns the message.
+
+    Example: ``assert_user_error(run_cli("data.name=mnsit", cwd=folder), "data.name", "mnist")``
+    """
+    message = result.stderr.strip()
+    assert result.returncode == code, f"exit {result.returncode}, not {code}:\n{message[-3000:]}"
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, message[-3000:]
+    assert len(message.splitlines()) <= lines, message
+    for word in words:
+        assert word in message, f"{word!r} not in:\n{message}"
+    return message
+
+
+def metric_history(client, run_id: str, key: str) -> list[tuple[int, float]]:
+    """Every ``(step, value)`` MLflow holds for ``key`` of a run, in step order."""
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def parent_and_children(client, experiment: str) -> tuple[list, list]:
+    """The runs of ``experiment`` split into sweep parents and the children under them."""
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no experiment {experiment!r}"
+    runs = client.search_runs([found.experiment_id])
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    return parents, children
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty folder to run the CLI in (its mlflow.db and outputs/ land here)."""
