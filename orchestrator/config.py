@@ -111,10 +111,11 @@ def to_python(node: Any) -> Any:
 def split_spec(node: Any, key: str, name_field: str = "name") -> tuple[str, dict[str, Any]]:
     """``{name: x, a: 1}`` -> ``("x", {"a": 1})``; anything else is a user error at ``key``.
 
-    ``{_target_: keras.losses.Huber, delta: 2}`` -> ``("_target_", {"_target_": ..., "delta": 2})``.
+    ``{_target_: keras.losses.Huber, delta: 2}`` -> ``("_target_", {"_target_": ..., "delta": 2})``:
+    as in Hydra, every other key of a ``_target_`` node is an argument, ``name`` included.
     """
     node = to_python(node)
-    if isinstance(node, Mapping) and TARGET in node and name_field not in node:
+    if isinstance(node, Mapping) and TARGET in node:
         return TARGET, dict(node)
     if not isinstance(node, Mapping) or name_field not in node:
         raise UserError(

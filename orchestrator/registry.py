@@ -81,6 +81,11 @@ class Entry:
 class Registry:
     """Names of one plugin kind mapped to their factories.
 
+    The config field that selects an entry (``name``) is not an argument; a factory's own
+    parameter of that name (Keras objects take ``name``) is set with ``_name_``::
+
+        metrics: {pr: {name: auc, curve: PR, _name_: auc_pr}}  # AUC(curve="PR", name="auc_pr")
+
     Args:
         kind: the kind in words, as messages use it (``"loss"``, ``"data_source"``).
         name_field: the config field that selects an entry (``name``; ``kind`` for stages).
@@ -96,6 +101,19 @@ class Registry:
         self.allowed_targets: tuple[str, ...] = DEFAULT_ALLOWED
         self._plugin = "<direct>"
         self._distribution: str | None = None
+
+    @property
+    def own_name(self) -> str:
+        """The config key that sets a factory's parameter called like the selecting field: ``_name_``."""
+        return f"_{self.name_field}_"
+
+    def _config_key(self, parameter: str) -> str:
+        """A factory parameter as the config spells it (``name`` -> ``_name_``)."""
+        return self.own_name if parameter == self.name_field else parameter
+
+    def _factory_arguments(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Config arguments as the factory takes them (``_name_`` -> ``name``)."""
+        return {(self.name_field if arg == self.own_name else arg): value for arg, value in args.items()}
 
     @contextlib.contextmanager
     def registering(self, plugin: str, distribution: str | None = None) -> Iterator[Registry]:
@@ -191,7 +209,7 @@ class Registry:
         if isinstance(factory, LazyFactory):
             accepted = factory.parameter_names()
             if accepted is not None:
-                self._check_names(entry, accepted, args, key)
+                self._check_names(entry, [self._config_key(n) for n in accepted], args, key)
         else:
             signature = _signature(factory)
             if signature is not None:
@@ -203,8 +221,9 @@ class Registry:
     def _check_types(self, entry: Entry, args: Mapping[str, Any], key: str) -> None:
         hints = annotations_of(entry.factory)
         for arg, value in args.items():
-            if arg in hints:
-                problem = mismatch(value, hints[arg])
+            parameter = self.name_field if arg == self.own_name else arg
+            if parameter in hints:
+                problem = mismatch(value, hints[parameter])
                 if problem:
                     raise UserError(f"{key}.{arg}", f"{self.kind} '{entry.name}': {problem}.")
 
@@ -222,14 +241,18 @@ class Registry:
     ) -> None:
         params = signature.parameters
         named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        accepted = [n for n, p in params.items() if n not in (*INJECTED, self.name_field) and p.kind in named]
-        missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in args]
+        accepted = [self._config_key(n) for n, p in params.items() if n not in INJECTED and p.kind in named]
+        missing = [
+            n
+            for n, p in params.items()
+            if n in accepted and p.default is inspect.Parameter.empty and n not in args
+        ]
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             target = getattr(entry.factory, "forwards_to", None)
             onward = source_parameters(target) if target else None
             if onward is None:
                 return  # **kwargs that go somewhere unknown: the factory itself will say
-            accepted += [n for n in onward if n not in accepted]
+            accepted += [self._config_key(n) for n in onward if self._config_key(n) not in accepted]
         self._check_names(entry, accepted, args, key)
         if missing:
             raise UserError(key, f"{self.kind} '{entry.name}' needs the argument(s): {', '.join(missing)}.")
@@ -238,7 +261,7 @@ class Registry:
         self, entry: Entry, factory: LazyFactory, args: Mapping[str, Any], key: str
     ) -> None:
         """After a Keras class refused its arguments: name the one it does not know, with a hint."""
-        accepted = _class_parameters(factory.resolve())
+        accepted = [self._config_key(n) for n in _class_parameters(factory.resolve())]
         for arg in args:
             if accepted and arg not in accepted:
                 raise UserError(
@@ -262,9 +285,10 @@ class Registry:
         entry = self.get(name, key)
         factory = entry.factory
         signature = factory.signature() if isinstance(factory, LazyFactory) else _signature(factory)
-        kwargs = dict(args)
         if signature is not None:
-            self._check_arguments(entry, signature, kwargs, key)
+            self._check_arguments(entry, signature, args, key)
+        kwargs = self._factory_arguments(args)
+        if signature is not None:
             given = {**injected, "key": key}
             kwargs.update({n: v for n, v in given.items() if n in signature.parameters})
         try:

@@ -91,6 +91,11 @@ PLUGIN_SELECTIONS = [
         M, "loss.name=sparse_categorical_crossentropi", says=("loss.name", "sparse_categorical_crossentropy")
     ),
     case(M, "+loss.from_logit=true", says=("loss.from_logit", "from_logits")),
+    case(
+        M,
+        "+metrics.top3={name: sparse_top_k_categorical_accuracy, nmae: t}",
+        says=("metrics.top3.nmae", "_name_"),
+    ),
     case(M, "+loss.reducton=sum", says=("loss.reducton", "reduction")),
     case(
         M,

@@ -144,3 +144,34 @@ def test_lazy_factories_check_arguments_once_imported():
     with pytest.raises(UserError) as caught:
         registry.create("fraction", {"numeratr": 1}, key="metrics.f")
     assert "Did you mean 'numerator'?" in str(caught.value)
+
+
+def named(name: str = "default", size: int = 1):
+    return (name, size)
+
+
+def test_a_factory_parameter_called_name_is_set_with_underscored_name():
+    registry = Registry("metric")
+    registry.add("named", named)
+    registry.check("named", {"_name_": "mine"}, key="metrics.m")
+    assert registry.create("named", {"_name_": "mine", "size": 2}, key="metrics.m") == ("mine", 2)
+    with pytest.raises(UserError) as caught:
+        registry.check("named", {"nmae": "x"}, key="metrics.m")
+    assert caught.value.key == "metrics.m.nmae" and "Did you mean '_name_'?" in str(caught.value)
+
+
+def test_a_keras_objects_own_name_is_set_with_underscored_name_before_and_after_import():
+    registry = Registry("metric")
+    registry.add("top_k", lazy("keras.metrics.SparseTopKCategoricalAccuracy"))
+    args = {"k": 3, "_name_": "top3"}
+    registry.check("top_k", args, key="metrics.top3")  # read from the source, nothing imported
+    metric = registry.create("top_k", args, key="metrics.top3")
+    assert (metric.name, metric.get_config()["k"]) == ("top3", 3)
+
+
+def test_every_key_of_a_target_node_is_an_argument_name_included():
+    from orchestrator.config import split_spec
+
+    node = {"_target_": "keras.metrics.AUC", "name": "auc_pr", "curve": "PR"}
+    assert split_spec(node, "metrics.pr") == ("_target_", node)
+    assert split_spec({"name": "auc", "_name_": "auc_pr"}, "metrics.pr") == ("auc", {"_name_": "auc_pr"})
