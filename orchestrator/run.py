@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -206,9 +205,8 @@ def run_stage(context: RunContext, stage: Stage, saves_weights: bool = True) -> 
     log.info("Stage %s (%s)", stage.name, stage.kind)
     context.hook.orchestrator_before_stage(context=context, stage=stage)
     registry = context.registries["stage"]
-    started = time.perf_counter()
     metrics = registry.create(stage.kind, stage.args, f"stages.{stage.name}", context=context, stage=stage)
-    seconds = time.perf_counter() - started
+    seconds = context.keeper.stage_seconds()
     named = {context.metric_name(stage, name): value for name, value in (metrics or {}).items()}
     if named:
         log.info("Results of %s: %s", stage.name, "  ".join(f"{n}={v:.4g}" for n, v in named.items()))

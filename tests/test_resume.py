@@ -8,6 +8,7 @@ resumed run must end with the weights and metrics of a run never interrupted.
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -32,6 +33,18 @@ TRAINING = [
 
 def history(client, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def logged_seconds(output: str, start: str, end: str) -> float:
+    """Seconds between the log lines (``[2026-12-02 00:45:27,823][orchestrator][INFO] - ...``) that
+    end with ``start`` and ``end``."""
+    from datetime import datetime
+
+    def when(text: str) -> datetime:
+        line = next(line for line in output.splitlines() if line.endswith(text))
+        return datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+
+    return (when(end) - when(start)).total_seconds()
 
 
 def weights(path: Path) -> list[np.ndarray]:
@@ -103,10 +116,18 @@ def test_a_run_killed_mid_epoch_resumes_from_the_last_batch_checkpoint(workdir, 
     ]
     assert run_cli(*args, cwd=workdir, env=fixture_env()).returncode == -signal.SIGKILL
     (state,) = workdir.glob("outputs/*/*/resume/state.json")
-    assert '"batches_done": 40' in state.read_text()
+    saved = json.loads(state.read_text())
+    assert saved["batches_done"] == 40
     resumed = run_cli(*args, cwd=workdir, env=fixture_env())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "after batch 40 of epoch 2" in resumed.stdout
+
+    # The stage's time adds the seconds up to the checkpoint to those of the resumed process's fit,
+    # which its own log lines bracket.
+    after_resume = logged_seconds(resumed.stdout, "Stage fit (fit)", "Stage test (evaluate)")
+    fit_seconds = only_run(workdir, "mnist").data.metrics["time/fit_seconds"]
+    assert saved["stage_seconds"] > 0, saved
+    assert fit_seconds == pytest.approx(saved["stage_seconds"] + after_resume, abs=0.5), (saved, after_resume)
 
     run, reference = only_run(workdir, "mnist"), only_run(never_interrupted, "mnist")
     client, reference_client = mlflow_client(workdir), mlflow_client(never_interrupted)

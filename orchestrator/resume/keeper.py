@@ -7,7 +7,8 @@ changes state; nothing else of the host knows how resume works::
     keeper.started()                      # the run is recorded in the command index
     keeper.run_id_known(run_id)           # tracking's run id, as soon as it has one
     keeper.skips(stage)                   # a stage that ended before the interruption
-    keeper.before_stage(stage)            # the model as the last stage left it
+    keeper.before_stage(stage)            # the model as the last stage left it; the stage's clock starts
+    keeper.stage_seconds()                # the stage's seconds so far, those before an interruption included
     keeper.fit_start(stage)               # where a fit stage goes on: epoch, batches, saved state
     keeper.checkpoint(stage, path, ...)   # a checkpoint was written (an epoch's end, or N batches)
     keeper.stage_ended(stage, weights)    # a stage ended: its weights and the state
@@ -24,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,9 @@ class ResumeKeeper:
 
     def __init__(self, context):
         self.context = context
+        #: When the current stage's clock started (``perf_counter``), and the seconds it carries over
+        #: from before an interruption.
+        self._clock: tuple[float, float] = (time.perf_counter(), 0.0)
 
     @property
     def point(self):
@@ -77,8 +82,17 @@ class ResumeKeeper:
 
     def before_stage(self, stage) -> None:
         """A resumed run's first stage after those skipped starts from the saved model."""
-        if self.point is not None and not self.point.continues(stage):
+        continues = self.point is not None and self.point.continues(stage)
+        if self.point is not None and not continues:
             restore_model(self.context)
+        carried = float(self.point.state.get("stage_seconds", 0.0)) if continues else 0.0
+        self._clock = (time.perf_counter(), carried)
+
+    def stage_seconds(self) -> float:
+        """Seconds the current stage has taken: since :meth:`before_stage`, plus, in a resumed run,
+        those up to the checkpoint it continues from (work redone after a kill counts once)."""
+        started, carried = self._clock
+        return carried + time.perf_counter() - started
 
     def fit_start(self, stage) -> FitStart:
         """Where ``stage`` starts; a stage interrupted mid-way gets the model and generators back."""
@@ -100,11 +114,12 @@ class ResumeKeeper:
             weights=path,
             callbacks=callbacks,
             batches_done=batches_done,
+            seconds=self.stage_seconds(),
         )
 
     def stage_ended(self, stage, weights: Path | None) -> None:
         """``stage`` ended; ``weights`` is the model after it (``None``: a stage that changes nothing)."""
-        save_state(self.context, stage, stage_done=True, weights=weights)
+        save_state(self.context, stage, stage_done=True, weights=weights, seconds=self.stage_seconds())
 
     def reports_epoch(self, epoch: int) -> bool:
         """Whether the plugins have not heard of ``epoch`` yet (a resumed run trains some again)."""

@@ -38,8 +38,10 @@ def save_state(
     weights: Path | None = None,
     callbacks: list | None = None,
     batches_done: int = 0,
+    seconds: float = 0.0,
 ) -> None:
     """Write ``resume/state.json``; ``weights`` is the new checkpoint (else the last one stays).
+    ``seconds``: the stage's time so far, carried into ``time/<stage>_seconds`` by a resumed run.
 
     ``batches_done`` > 0: saved in the middle of epoch ``context.epochs_done + 1``,
     after that many batches; the running values of the epoch's metrics are kept too.
@@ -60,6 +62,7 @@ def save_state(
         "stage_start_epoch": context.stage_start_epoch,
         "epochs_done": context.epochs_done,
         "batches_done": batches_done,
+        "stage_seconds": round(seconds, 6),
         "metric_variables": metric_variable_values(context.model) if batches_done else None,
         "checkpoint": checkpoint,
         "callbacks": callback_states,
