@@ -31,6 +31,7 @@ from orchestrator.job import run_job  # noqa: E402
 from orchestrator.listing import print_plugins  # noqa: E402
 from orchestrator.plugins import get_plugin_manager  # noqa: E402
 from orchestrator.session import Session  # noqa: E402
+from orchestrator.terminal import own_lines  # noqa: E402
 from orchestrator.tracking.sync import main as sync  # noqa: E402
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -46,7 +47,8 @@ def hydra_task(session: Session) -> Callable[[], Any]:
     def task(cfg: DictConfig) -> float | None:
         """One Hydra job: run the configured stages and return the objective."""
         try:
-            return run_job(cfg, session)
+            with own_lines():
+                return run_job(cfg, session)
         except UserError as error:
             exit_on(error)
             return None

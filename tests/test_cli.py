@@ -4,17 +4,18 @@ import re
 
 import pytest
 
-from tests.conftest import cli_env, heavy_modules_imported, mlflow_client, only_run, run_cli
+from tests.conftest import (
+    TINY,
+    assert_user_error,
+    cli_env,
+    fixture_env,
+    heavy_modules_imported,
+    mlflow_client,
+    only_run,
+    run_cli,
+)
 
 HEAVY = ("tensorflow", "keras", "mlflow")
-
-
-def assert_clear_error(result, *words):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in result.stderr, result.stderr
-    assert len(result.stderr.strip().splitlines()) <= 30
 
 
 @pytest.mark.parametrize(
@@ -33,7 +34,7 @@ def assert_clear_error(result, *words):
 )
 def test_a_user_error_is_one_short_message_without_traceback(workdir, override, words):
     result = run_cli("+experiment=mnist", override, cwd=workdir)
-    assert_clear_error(result, *words)
+    assert_user_error(result, *words)
     assert not (workdir / "mlflow.db").exists(), "no run may start for an invalid config"
 
 
@@ -45,7 +46,7 @@ def test_hydra_full_error_shows_the_traceback(workdir):
 
 def test_a_missing_data_file_fails_the_started_run_with_the_error_recorded(workdir):
     result = run_cli("+experiment=mnist", "data.path=/no/such/mnist.npz", cwd=workdir)
-    assert_clear_error(result, "data.path", "/no/such/mnist.npz")
+    assert_user_error(result, "data.path", "/no/such/mnist.npz")
     run = only_run(workdir, "mnist")
     assert run.info.status == "FAILED"
     assert "/no/such/mnist.npz" in run.data.tags["orchestrator.error"]
@@ -72,7 +73,7 @@ def test_a_blocked_plugin_is_not_loaded(workdir):
     listing = run_cli("plugins", cwd=workdir, env=env)
     assert "plugin 'mnist'" not in listing.stdout
     result = run_cli("+experiment=mnist", cwd=workdir, env=env)
-    assert_clear_error(result, "data.name", "unknown data_source 'mnist'")
+    assert_user_error(result, "data.name", "unknown data_source 'mnist'")
 
 
 def test_tracing_prints_hook_calls(workdir):
@@ -88,7 +89,7 @@ def test_a_hook_with_a_wrong_signature_names_the_plugin_and_the_hook(workdir):
     for args in (["plugins"], ["+experiment=mnist"]):
         result = run_cli(*args, cwd=workdir, env=cli_env(PYTHONPATH=str(site)))
         assert result.returncode == 2
-        assert_clear_error(result, "plugin 'bad_signature'", "orchestrator_register_losses", "scale")
+        assert_user_error(result, "plugin 'bad_signature'", "orchestrator_register_losses", "scale")
     assert not (workdir / "mlflow.db").exists()
 
 
@@ -101,3 +102,29 @@ def test_help_lists_every_config_group_with_its_options(workdir):
     hydra = run_cli("--hydra-help", cwd=workdir).stdout
     launchers = next(line for line in hydra.splitlines() if line.startswith("hydra/launcher:"))
     assert {"basic", "joblib", "slurm_local"} <= set(launchers.split(": ", 1)[1].split(", "))
+
+
+@pytest.mark.slow
+def test_a_warning_mid_epoch_starts_on_its_own_line_below_the_progress_bar(workdir):
+    """Both streams into one pipe, as a terminal shows them: the bar's line ends before each message."""
+    import subprocess
+    import sys
+
+    args = [
+        "+experiment=mnist",
+        *TINY,
+        "tracking=off",
+        "stages.predict=null",
+        "+callbacks.w={name: warn_at, batch: 1}",
+    ]
+    shown = subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=workdir, env=fixture_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stdout[-3000:]
+    for message in ("UserWarning: fixture warning at batch 1", "[WARNING] - fixture log record at batch 1"):
+        start = shown.stdout.index(message)
+        line = shown.stdout[shown.stdout.rfind("\n", 0, start) + 1 : start]
+        assert "\r" not in line and "step" not in line, f"glued to the bar: {line!r}"
+    assert shown.stdout.count("5/5") >= 1, "the bar goes on after the messages"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, TINY, cli_env, mlflow_client, only_run, run_cli
+from tests.conftest import REPO, TINY, assert_user_error, cli_env, mlflow_client, only_run, run_cli
 
 EXAMPLE = REPO / "examples" / "orchestrator-plugin-example"
 FIXTURES = REPO / "tests" / "fixtures"
@@ -105,15 +105,6 @@ def entries(example, tmp_path_factory) -> Entries:
     result = run_cli("+experiment=blobs", "--cfg", "job", cwd=folder, env=env)
     assert result.returncode == 0, result.stderr
     return Entries(env, result.stdout)
-
-
-def assert_clear_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    """A non-zero exit with a short message holding ``words`` and no traceback."""
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr, result.stderr
-    for word in words:
-        assert word in result.stderr, result.stderr
-    assert len(result.stderr.strip().splitlines()) <= 30, result.stderr
 
 
 def listing(stdout: str) -> dict[str, dict[str, str]]:
@@ -208,7 +199,7 @@ def test_a_run_selecting_the_plugin_entries_is_tracked_in_mlflow(entries, workdi
 )
 def test_a_blocked_plugin_cannot_be_selected(entries, workdir, selection, words):
     env = {**entries.env, "ORCHESTRATOR_DISABLE_PLUGINS": "example"}
-    assert_clear_error(run_cli(selection, *TINY, cwd=workdir, env=env), *words)
+    assert_user_error(run_cli(selection, *TINY, cwd=workdir, env=env), *words)
     assert not (workdir / "mlflow.db").exists(), "no run may start"
 
 
@@ -221,7 +212,7 @@ def test_a_blocked_plugin_is_not_listed(example, workdir):
 
 def test_a_typo_in_a_plugin_argument_fails_before_the_run_starts(entries, workdir):
     result = run_cli("data=blobs", "+data.sampels=10", cwd=workdir, env=entries.env)
-    assert_clear_error(result, "data.sampels", "Did you mean 'samples'?")
+    assert_user_error(result, "data.sampels", "Did you mean 'samples'?")
     assert not (workdir / "mlflow.db").exists(), "no run may start"
 
 
@@ -231,7 +222,7 @@ def test_a_typo_in_a_plugin_argument_fails_before_the_run_starts(entries, workdi
 @pytest.mark.parametrize("args", [["plugins"], ["data=mnist", *TINY]])
 def test_two_plugins_registering_one_name_stop_the_cli_naming_both(duplicate, workdir, args):
     result = run_cli(*args, cwd=workdir, env=plugin_env(duplicate))
-    assert_clear_error(
+    assert_user_error(
         result,
         "data_source 'mnist' is registered twice",
         "plugin 'mnist' (keras-orchestrator)",
@@ -243,7 +234,7 @@ def test_two_plugins_registering_one_name_stop_the_cli_naming_both(duplicate, wo
 @pytest.mark.parametrize("args", [["plugins"], ["data=mnist", *TINY]])
 def test_a_misspelt_hook_name_stops_the_cli_naming_the_plugin(misspelt, workdir, args):
     result = run_cli(*args, cwd=workdir, env=plugin_env(misspelt))
-    assert_clear_error(
+    assert_user_error(
         result,
         "plugin 'misspelt'",
         "orchestrator_register_losess",
@@ -253,7 +244,7 @@ def test_a_misspelt_hook_name_stops_the_cli_naming_the_plugin(misspelt, workdir,
 
 def test_two_plugins_with_one_entry_point_name_stop_the_cli_naming_both(same_name, workdir):
     result = run_cli("plugins", cwd=workdir, env=plugin_env(same_name))
-    assert_clear_error(result, "plugin 'mnist'", "keras-orchestrator", "orchestrator-same-name-fixture")
+    assert_user_error(result, "plugin 'mnist'", "keras-orchestrator", "orchestrator-same-name-fixture")
 
 
 # -- The guide ---------------------------------------------------------------------------
