@@ -30,33 +30,53 @@ from orchestrator_plugins import data_formats
 from orchestrator_plugins import mnist as mnist_plugin
 from tests.conftest import cli_env, mlflow_client, run_cli
 
-PRESETS = {
+FORMATS = {
     "guide_tf_data": "tf_data",
     "guide_py_dataset": "py_dataset",
     "guide_generator": "generator",
     "guide_pandas": "pandas",
+}
+#: The weight presets train one whole epoch at a learning rate too small to move the weights, so that
+#: the epoch's loss can be recounted from the saved model.
+WEIGHTS = {
     "guide_class_weight": None,
     "guide_sample_weight": "sample_weighted",
     "guide_sample_weight_dataset": "sample_weighted+tf_data",
 }
+PRESETS = {**FORMATS, **WEIGHTS}
 SMOKE = ["trainer.epochs=1", "trainer.limit_batches=2"]
+STILL = ["optimizer.learning_rate=1e-12", "stages.predict=null"]
 
 
 # -- the CLI sweep ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> Path:
-    """``python -m orchestrator -m +experiment=<all seven> <smoke>``, offline, in a fresh folder."""
-    folder = tmp_path_factory.mktemp("guide_inputs")
+def offline_sweep(folder: Path, presets: dict[str, str | None], *overrides: str) -> Path:
+    """``python -m orchestrator -m +experiment=<presets> <overrides>``, offline, in ``folder``."""
     env = cli_env(KERAS_HOME=str(folder / "keras_home"))
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         env[name] = "http://127.0.0.1:9"
     for name in ("NO_PROXY", "no_proxy"):
         env.pop(name, None)
-    result = run_cli("-m", f"+experiment={','.join(PRESETS)}", *SMOKE, cwd=folder, env=env)
+    result = run_cli("-m", f"+experiment={','.join(presets)}", *overrides, cwd=folder, env=env)
     assert result.returncode == 0, f"the sweep failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return folder
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """The four data-format presets under the smoke overrides."""
+    return offline_sweep(tmp_path_factory.mktemp("guide_inputs"), FORMATS, *SMOKE)
+
+
+@pytest.fixture(scope="module")
+def weighted(tmp_path_factory) -> Path:
+    """The three weight presets, one whole epoch each, the weights held still."""
+    return offline_sweep(tmp_path_factory.mktemp("guide_weights"), WEIGHTS, *STILL)
+
+
+def run_of(sweep: Path, weighted: Path, experiment: str):
+    return job(weighted if experiment in WEIGHTS else sweep, experiment)
 
 
 def job(folder: Path, experiment: str):
@@ -81,8 +101,8 @@ def predictions(run) -> np.ndarray:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", list(PRESETS))
-def test_every_preset_runs_under_the_smoke_overrides_and_tags_its_format(sweep, experiment):
-    run = job(sweep, experiment)
+def test_every_preset_runs_and_tags_its_format(sweep, weighted, experiment):
+    run = run_of(sweep, weighted, experiment)
     assert run.info.status == "FINISHED"
     assert run.data.tags["data_source"] == "bundled"
     assert run.data.tags.get("data.format") == PRESETS[experiment]
@@ -125,10 +145,26 @@ def test_dataframe_run_trains_and_predicts_three_rows(sweep):
 
 
 @pytest.mark.slow
-def test_weight_presets_pass_their_weights(sweep):
-    assert job(sweep, "guide_class_weight").data.params["stages.fit.class_weight.5"] == "2.0"
-    assert job(sweep, "guide_sample_weight").data.params["data.class_weights.5"] == "2.0"
-    assert job(sweep, "guide_sample_weight_dataset").data.params["data.source.name"] == "sample_weighted"
+@pytest.mark.parametrize("experiment", list(WEIGHTS))
+def test_weight_presets_weight_the_training_loss_of_class_5_twice(weighted, experiment):
+    """The logged training loss is recounted with NumPy from the saved model: each sample's
+    cross-entropy, class 5 weighted 2.0, summed and divided by the sample count (Keras 3's
+    "sum_over_batch_size"); validation and test losses stay unweighted."""
+    run = job(weighted, experiment)
+    model = saved_model(run)
+    data = mnist_plugin.mnist(source="bundled")
+
+    def losses(split) -> tuple[np.ndarray, np.ndarray]:
+        x, y = split[0], np.asarray(split[1]).astype("int64")
+        probabilities = model.predict(x, batch_size=512, verbose=0)
+        return -np.log(probabilities[np.arange(len(y)), y].astype("float64")), y
+
+    train, labels = losses(data.train)
+    weights = np.where(labels == 5, 2.0, 1.0)
+    assert run.data.metrics["fit/loss"] == pytest.approx((weights * train).sum() / len(train), rel=1e-4)
+    assert abs(run.data.metrics["fit/loss"] - train.mean()) > 1e-2, "the weights made a difference"
+    assert run.data.metrics["fit/val_loss"] == pytest.approx(losses(data.validation)[0].mean(), rel=1e-4)
+    assert run.data.metrics["test/loss"] == pytest.approx(losses(data.test)[0].mean(), rel=1e-4)
 
 
 # -- in-process: each wrapper's effect ---------------------------------------------------
