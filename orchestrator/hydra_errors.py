@@ -98,6 +98,13 @@ def explain(error: BaseException) -> UserError | None:
             f"the output folder {error.filename} cannot be created or written ({error.strerror}). "
             "Choose a folder you can write to: hydra.run.dir=... (hydra.sweep.dir=... for a sweep).",
         )
+    if "config_loader_impl.py" in _frames(error):  # anything else that failed while composing
+        return UserError(
+            "overrides",
+            f"the config cannot be composed from the command line: {type(error).__name__}: "
+            f"{_first_lines(str(error)) or 'no message'}. Hydra cannot merge a mapping into a node "
+            "that is null (such as hydra.sweeper.params) from the command line: set it in a config file.",
+        )
     return None
 
 

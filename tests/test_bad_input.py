@@ -171,6 +171,16 @@ SWEEPS = [
     case("-m", M, "trainer.verbose=loud", "seed=1,2", says="trainer.verbose"),
     case("-m", M, "model.name=mpl", "seed=1,2", says="model.name"),
     case("-m", M, "stages.test.split=tset", "seed=1,2", says="stages.test.split"),
+    # a mistake in one job's swept value: found before the first job trains
+    case("-m", M, "trainer.epochs=1,-1", says=("trainer.epochs", "0 or more", "(job 1: trainer.epochs=-1)")),
+    case("-m", M, "optimizer=adam,sgdd", says=("optimizer", "'sgd'?", "(job 1: optimizer=sgdd)")),
+    case(
+        "-m",
+        "+experiment=mnist,guide_compile_strings",
+        "optimizer=adam",
+        says=("optimizer=adam does not take effect", "(job 1: +experiment=guide_compile_strings)"),
+    ),  # fmt: skip
+    case("-m", M, "seed=1,2", "+hydra.sweeper.params.epochs='1,2'", says=("overrides", "cannot be composed")),
 ]
 
 PRECEDENCE = [

@@ -36,6 +36,7 @@ from orchestrator.resume.index import UNFINISHED, RunIndex, command_key
 from orchestrator.secrets import Secrets, mask_log, mask_yaml
 from orchestrator.spec import validate
 from orchestrator.status import Status
+from orchestrator.sweep.grid import check_jobs
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
 from orchestrator.sweep.report import write_report
 from orchestrator.sweep.state import STATE, STATE_ENV, Sweep
@@ -222,16 +223,24 @@ def check_before_sweep(config: DictConfig) -> None:
     """Check the sweep's config (its overrides less the swept ones) before any run exists.
 
     A mistake that every job would share (a misspelt key, a wrong value) ends the
-    command here, before the parent run is created; each job is checked again with
-    its own values.
+    command here, before the parent run is created; so does a wrong swept value of a
+    grid sweep (:mod:`orchestrator.sweep.grid`). Each job is checked again when it starts.
     """
-    job_config = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     try:
-        check_group_choices(config, config.hydra)
-        validate(job_config, get_plugin_manager().registries)
+        _check_job(config)
         _check_launcher(config.hydra.launcher)
+        check_jobs(config, _check_job)
     except UserError as error:
         exit_on(error)
+
+
+def _check_job(config: DictConfig) -> None:
+    """The checks of one run: the group choices took effect, the config is valid."""
+    check_group_choices(config, config.hydra)
+    validate(
+        OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]),
+        get_plugin_manager().registries,
+    )
 
 
 def _check_launcher(launcher: DictConfig) -> None:

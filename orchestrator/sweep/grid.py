@@ -1,0 +1,70 @@
+"""Every job of a grid sweep, checked before the sweep starts.
+
+Hydra's basic sweeper expands the swept overrides (``trainer.epochs=1,-1``) only
+when it launches a batch, so a wrong value in one job would be found after the
+earlier jobs had trained and the sweep's parent run existed. :func:`check_jobs`
+expands them the way the basic sweeper does (``hydra.sweeper.params`` and the
+command line, the cartesian product in the same order), composes each job's
+config with Hydra's own config loader, and checks it like a single run's.
+Other sweepers choose their values while they run (Optuna); their jobs are
+checked when each starts.
+
+Example::
+
+    check_jobs(config)   # UserError: "trainer.epochs: must be 0 or more, got -1. (job 1: trainer.epochs=-1)"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+
+from orchestrator.errors import UserError
+from orchestrator.hydra_errors import explain
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def grid_jobs(config: DictConfig) -> list[list[str]] | None:
+    """The override list of each job of a basic-sweeper sweep, in launch order (``None``: another sweeper)."""
+    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()]
+    arguments += list(config.hydra.overrides.task)
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    batches = BasicSweeper.split_arguments(parser.parse_overrides(arguments), None)
+    return [list(job) for batch in batches for job in batch]
+
+
+def check_jobs(config: DictConfig, check: Callable[[DictConfig], None]) -> None:
+    """Compose every job of a grid sweep and ``check(job_config)`` it; a mistake names its job."""
+    jobs = grid_jobs(config)
+    if jobs is None or len(jobs) < 2:
+        return
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    shared = set.intersection(*(set(job) for job in jobs))
+    for number, overrides in enumerate(jobs):
+        try:
+            check(_composed(loader, config, overrides))
+        except UserError as error:
+            swept = " ".join(o for o in overrides if o not in shared)
+            raise UserError(error.key, f"{error.problem} (job {number}: {swept})") from error
+
+
+def _composed(loader, config: DictConfig, overrides: list[str]) -> DictConfig:
+    """The job's config as Hydra's launcher composes it; Hydra's composition errors as a UserError."""
+    try:
+        return loader.load_sweep_config(config, overrides)
+    except Exception as error:
+        explained = explain(error)
+        if explained is None:
+            raise
+        raise explained from error
