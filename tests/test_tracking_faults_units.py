@@ -76,3 +76,31 @@ def test_registered_model_names_mlflow_refuses_are_refused(name):
 
 def test_an_ordinary_registered_model_name_passes():
     check_registered_model_name("mnist-classifier_v2.1")
+
+
+def test_an_end_the_full_disk_kept_out_of_the_spool_reaches_mlflow_through_the_worker(tiny_disk, tmp_path):
+    """The real worker and a real store: the run's records in a spool on a disk that then fills up,
+    the end sent as a message; the run ends FAILED after every spooled record."""
+    from orchestrator.tracking.store import open_client
+    from orchestrator.tracking.worker import Worker
+
+    client = open_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    folder = tiny_disk / "mlflow-spool"
+    spool = Spool(folder)
+    spool.append({"op": "start_run", "experiment": "full", "tags": {}, "run_id": None, "run_key": "k",
+                  "time": 1, "tracking_uri": "sqlite://"})  # fmt: skip
+    spool.append({"op": "metrics", "items": [["fit/loss", 0.5, 2, 0]]})
+    for size in (1000, 0):  # to the last byte
+        with pytest.raises(OSError):
+            while True:
+                spool.append({"op": "tags", "items": [["filler", "x" * size]]})
+    with pytest.raises(OSError):
+        spool.append({"op": "end", "status": "FAILED", "time": 3})
+    sent: list[dict] = []
+    worker = Worker(client, sent.append)
+    worker.handle({"spool": str(folder), "end": {"op": "end", "status": "FAILED", "time": 3}})
+    worker.deliver()
+    [run] = client.search_runs([client.get_experiment_by_name("full").experiment_id])
+    assert run.info.status == "FAILED" and run.data.metrics["fit/loss"] == 0.5
+    assert "filler" in run.data.tags, "every spooled record came first"
+    assert sent[-1]["finished"] is True and sent[-1]["run_id"] == run.info.run_id

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.tracking.spool import Spool
-from orchestrator.tracking.store import FULL_DISK_MARKERS
+from orchestrator.tracking.store import FULL_DISK_MARKERS, is_full_disk
 
 log = logging.getLogger("orchestrator.tracking")
 
@@ -263,10 +263,20 @@ class RunLog:
         return self._append({"op": "call", "target": target, "kwargs": kwargs})
 
     def end(self, status: str) -> None:
-        """Record the run's end; the spool is closed even when the record cannot be written."""
+        """Record the run's end; the spool is closed even when the record cannot be written.
+
+        When the disk is full the end is sent to the worker instead, which ends the run once it
+        has delivered what the spool holds (:meth:`wait` ``for_end`` learns of it); the ``OSError``
+        is raised all the same.
+        """
+        record = {"op": "end", "status": status, "time": now_ms()}
         try:
-            self._append({"op": "end", "status": status, "time": now_ms()})
+            self._append(record)
             self.spool.sync_to_disk()
+        except OSError as error:
+            if is_full_disk(error):
+                self.worker.send({"spool": self.key, "end": record})
+            raise
         finally:
             self.spool.close()
 
@@ -298,11 +308,14 @@ class RunLog:
     def pending(self) -> int:
         return self.spool.count - self.delivered
 
-    def wait(self, timeout: float, for_run_id: bool = False) -> bool:
-        """Wait until every record is delivered (or, ``for_run_id``, the run exists); whether it happened."""
+    def wait(self, timeout: float, for_run_id: bool = False, for_end: bool = False) -> bool:
+        """Wait until every record is delivered (``for_run_id``: the run exists; ``for_end``: the
+        worker ended the run); whether it happened."""
         deadline = time.monotonic() + timeout
 
         def done() -> bool:
+            if for_end:
+                return self.finished
             return bool(self.run_id) if for_run_id else self.delivered >= self.spool.count
 
         with self._changed:

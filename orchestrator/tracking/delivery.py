@@ -120,6 +120,17 @@ class Delivery:
                 self.finished = True
         return done
 
+    def end_unspooled(self, record: dict[str, Any]) -> None:
+        """End the run with ``record``, which a full disk kept out of the spool (after every spooled
+        record). Raises :class:`Outage` when MLflow is unreachable."""
+        try:
+            self._deliver([record])
+        except Exception as error:
+            if is_transient(error):
+                raise Outage(_short(error)) from error
+            raise
+        self.finished = True
+
     def _save_state(self) -> None:
         """Note on disk how far delivery got; on a full disk MLflow has the records all the same,
         so delivery goes on (a later delivery from the older note repeats some: that changes nothing)."""

@@ -210,13 +210,20 @@ class MlflowTracker:
                 run_log.log_metrics({"objective": context.objective_value}, step=context.epochs_done)
             if error is not None:
                 self._log_error(context, run_log, error)
-            run_log.end(status)
         except OSError as failure:
+            if not is_full_disk(failure):
+                raise
+            error = error if is_full_disk(error) else failure
+        try:
+            run_log.end(status)
+        except OSError as failure:  # the worker was told the end directly; it ends the run after the rest
             if not is_full_disk(failure):
                 raise
             ended, error = False, error if is_full_disk(error) else failure
         timeout = float(context.cfg.tracking.get("delivery_timeout", 60))
         delivered = wait_for_delivery(run_log, timeout)
+        if not ended:
+            ended = run_log.wait(timeout, for_end=True)
         context.run_id = run_log.run_id
         if is_full_disk(error):
             raise UserError("hydra.run.dir", disk_full_message(context, run_log, status, ended))

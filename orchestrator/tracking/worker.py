@@ -9,8 +9,9 @@ batches (:mod:`orchestrator.tracking.delivery`). The training process never wait
 MLflow, never imports it, and an unreachable MLflow never stops training.
 
 Protocol, one JSON object a line. Training process to worker, on stdin:
-``{"spool": folder}`` (new records there), ``{"preload": module}`` (import it now,
-while the worker is idle). Worker to training process, on its stdout:
+``{"spool": folder}`` (new records there), ``{"spool": folder, "end": record}`` (the
+run's end, which a full disk kept out of the spool: delivered after the spool's records),
+``{"preload": module}`` (import it now, while the worker is idle). Worker to training process, on its stdout:
 ``{"spool": folder, "delivered": n, "run_id": ..., "experiment_id": ...,
 "results": {...}, "finished": bool}`` after progress, ``{"outage": error}`` when
 MLflow stops answering, ``{"back": true}`` when it answers again, and
@@ -68,6 +69,8 @@ class Worker:
         self.open_store = open_store
         self.deliveries: dict[str, Delivery] = {}
         self.dirty: set[str] = set()
+        #: Ends a full disk kept out of their spools, by spool folder.
+        self.ends: dict[str, dict[str, Any]] = {}
         self.retry_at = 0.0
         self.backoff = FIRST_BACKOFF
         self.outage: str | None = None
@@ -75,6 +78,8 @@ class Worker:
     def handle(self, message: dict[str, Any]) -> None:
         if "spool" in message:
             self.dirty.add(message["spool"])
+            if "end" in message:
+                self.ends[message["spool"]] = message["end"]
         elif "preload" in message:
             try:
                 importlib.import_module(message["preload"])
@@ -122,6 +127,10 @@ class Worker:
             delivery = self._delivery(folder)
             try:
                 done = delivery.deliver()
+                if folder in self.ends and not delivery.pending:
+                    delivery.end_unspooled(self.ends[folder])
+                    del self.ends[folder]
+                    done += 1
             except Outage as outage:
                 self._down(outage)
                 self._report(folder, delivery)
