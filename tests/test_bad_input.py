@@ -238,6 +238,7 @@ KERAS_IDS = [
     case(M, "loss=MSE", says=("loss: no option 'MSE'", "write 'mse'")),
     case(M, "metrics=[accuracy,AUC]", says=("metrics: no option 'AUC'", "write 'auc'")),
     case(M, "optimizer=exponential_decay", says="optimizer: no option 'exponential_decay'"),
+    case(M, "optimizer=adamw", "optimizer.weight_decay=0.1", says=("optimizer.weight_decay", "+optimizer.")),
     case(
         M,
         "optimizer=nadam",
