@@ -68,6 +68,12 @@ class PluginManager:
             if _tracing():
                 print(f"[hook] orchestrator_config_options <- {impl.plugin_name}", file=sys.stderr)
             for path, content in (impl.function() or {}).items():
+                if not (isinstance(path, str) and "/" in path.strip("/") and isinstance(content, Mapping)):
+                    raise UserError(
+                        f"plugin '{impl.plugin_name}'",
+                        f"returned {path!r}: {content!r} from orchestrator_config_options; give each "
+                        "option as 'group/option': {...the content of its YAML file...}.",
+                    )
                 if path in options:
                     raise UserError(
                         f"plugin '{impl.plugin_name}'",

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from orchestrator.__main__ import CONFIG_DIR, register_hydra_plugins
 from orchestrator.config import register_schema
+from orchestrator.errors import UserError
 from orchestrator.listing import print_plugins
 from orchestrator.plugins import get_plugin_manager
 from orchestrator_plugins import keras_builtins
@@ -96,6 +97,34 @@ def test_every_option_names_a_registered_entry():
                 assert spec["name"] in manager.registries[kinds[group]], path
             else:
                 assert spec in keras_builtins.COMPILE_METRICS, path
+
+
+def _manager(*answers: dict):
+    """A plugin manager of plugins that each answer ``orchestrator_config_options`` with one mapping."""
+    import pluggy
+
+    from orchestrator import PROJECT_NAME, hookimpl, hookspecs
+    from orchestrator.plugins import PluginManager
+
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for index, answer in enumerate(answers):
+        plugin = type(f"P{index}", (), {"orchestrator_config_options": hookimpl(lambda self, a=answer: a)})
+        pm.register(plugin(), name=f"p{index}")
+    return PluginManager(pm, {})
+
+
+def test_two_plugins_answering_one_option_are_refused_by_name():
+    with pytest.raises(
+        UserError, match="plugin 'p.': answers the config option loss/smooth, which plugin 'p.'"
+    ):
+        _manager({"loss/smooth": {"name": "huber"}}, {"loss/smooth": {"name": "log_cosh"}})
+
+
+def test_an_option_that_is_not_group_and_content_is_refused():
+    with pytest.raises(UserError, match="plugin 'p0'.*'group/option'"):
+        _manager({"smooth": {"name": "huber"}})
+    assert _manager({"loss/smooth": {"name": "huber"}}).group_options("loss") == {"smooth": "p0"}
 
 
 def test_the_short_ids_are_those_keras_takes_and_mean_the_same():
