@@ -14,6 +14,8 @@ Example::
     short_hydra_errors()   # before hydra.main runs
     # python -m orchestrator +experiment=mnst
     # Error: experiment: no option 'mnst'. Did you mean 'mnist'? Available: guide_callbacks, ...
+    # python -m orchestrator optimizer=RMSprop   (the hint comes from the files and plugins' options)
+    # Error: optimizer: no option 'RMSprop'. Options are spelt in lower-case snake_case: write 'rmsprop'. ...
 """
 
 from __future__ import annotations
