@@ -59,6 +59,8 @@ def hydra_task(session: Session) -> Callable[[], Any]:
 #: The project's own Hydra plugins, as ``module:Class``.
 HYDRA_PLUGINS = (
     "hydra_plugins.orchestrator_searchpath:OrchestratorSearchPathPlugin",
+    "hydra_plugins.orchestrator_string_ids:StringIdsSearchPathPlugin",
+    "hydra_plugins.orchestrator_string_ids:StringIdsConfigSource",
     "hydra_plugins.orchestrator_optuna_sweeper:OrchestratorOptunaSweeper",
 )
 

@@ -7,7 +7,7 @@ found through the ``orchestrator`` entry-point group, the built-ins included.
 Sections:
 
 * Registration: one hook per plugin kind, each handed a :class:`~orchestrator.registry.Registry`.
-* Configuration: where a plugin's own config-group entries live.
+* Configuration: where a plugin's own config-group entries live, or the entries themselves.
 * Lifecycle: observe a run. Tracking (MLflow) is itself a plugin on these hooks.
 
 The lifecycle order of a sweep (a Hydra multirun) is::
@@ -183,6 +183,28 @@ def orchestrator_config_searchpath() -> str | list[str] | None:
         @hookimpl
         def orchestrator_config_searchpath():
             return ["pkg://my_package.conf"]
+    """
+
+
+@hookspec
+def orchestrator_config_options() -> Mapping[str, Mapping[str, Any]] | None:
+    """Return config-group options this plugin answers without a YAML file, by ``group/option``.
+
+    Each value is the content a file ``conf/<group>/<option>.yaml`` would hold. A
+    real YAML file of the same path wins (in the project's ``conf/`` or in a
+    plugin's search-path folder). Options are not listed by Hydra's ``--help``;
+    ``python -m orchestrator plugins`` counts them, and a misspelt one gets "did
+    you mean" from them. Two plugins answering the same option is an error.
+
+    Example (``optimizer=nadam``, ``metrics=[auc,precision]``)::
+
+        @hookimpl
+        def orchestrator_config_options():
+            return {
+                "optimizer/nadam": {"name": "nadam"},
+                "metrics/auc": {"auc": {"name": "auc"}},
+                "metrics/precision": {"precision": {"name": "precision"}},
+            }
     """
 
 

@@ -14,6 +14,8 @@ Example::
     short_hydra_errors()   # before hydra.main runs
     # python -m orchestrator +experiment=mnst
     # Error: experiment: no option 'mnst'. Did you mean 'mnist'? Available: guide_callbacks, ...
+    # python -m orchestrator optimizer=RMSprop   (the hint comes from the files and plugins' options)
+    # Error: optimizer: no option 'RMSprop'. Options are spelt in lower-case snake_case: write 'rmsprop'. ...
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 from orchestrator import config
 from orchestrator.errors import UserError, choices_text, closest, exit_on, full_error
-from orchestrator.plugins import disabled_plugins
+from orchestrator.plugins import disabled_plugins, get_plugin_manager
 
 #: Hydra's schema class names -> the config key they stand for (``Key 'epoch' not in 'TrainerConfig'``).
 SECTIONS = {
@@ -111,9 +113,11 @@ def explain(error: BaseException) -> UserError | None:
 def _missing_option(error: Any) -> UserError:
     missing = str(error.missing_cfg_file or "")
     group, _, option = missing.rpartition("/")
-    options = list(error.options or [])
     if not group:
         return UserError("config", _first_lines(str(error)))
+    files = sorted(error.options or _group_files(group))
+    answered = get_plugin_manager().group_options(group)
+    known = [*files, *answered]
     blocked = disabled_plugins()
     note = (
         f" ORCHESTRATOR_DISABLE_PLUGINS blocks {', '.join(sorted(blocked))}, whose config entries go with it."
@@ -122,8 +126,42 @@ def _missing_option(error: Any) -> UserError:
     )
     return UserError(
         group.replace("/", "."),
-        f"no option '{option}'.{closest(option, options)} Available: {choices_text(options)}.{note}",
+        f"no option '{option}'.{_spelling(option, known) or closest(option, known)} "
+        f"Available: {choices_text(files)}{_answered_text(answered, files)}.{note}",
     )
+
+
+def _group_files(group: str) -> list[str]:
+    """The options of ``group`` in the config tree, where Hydra's error leaves them out (a list choice)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        return []
+    return list(GlobalHydra.instance().config_loader().get_group_options(group))
+
+
+def _spelling(option: str, known: list[str]) -> str:
+    """``RMSprop`` -> "write 'rmsprop'": an option Keras spells otherwise (a class name, upper case)."""
+    if option == option.lower():
+        return ""
+    same = [name for name in known if _letters(name) == _letters(option)]
+    return f" Options are spelt in lower-case snake_case: write '{same[0]}'." if same else ""
+
+
+def _letters(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _answered_text(answered: dict[str, str], files: list[str]) -> str:
+    """``, and 11 more from plugin 'keras_builtins' (...)``: the options no file holds, counted."""
+    counts: dict[str, int] = {}
+    for option, plugin in answered.items():
+        if option not in files:
+            counts[plugin] = counts.get(plugin, 0) + 1
+    if not counts:
+        return ""
+    plugins = ", ".join(f"{count} more from plugin '{plugin}'" for plugin, count in sorted(counts.items()))
+    return f", and {plugins} (python -m orchestrator plugins says which)"
 
 
 def _unparsable(text: str) -> UserError:

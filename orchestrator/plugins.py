@@ -20,7 +20,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Mapping
 from importlib import metadata
+from typing import Any
 
 import pluggy
 
@@ -48,6 +50,8 @@ class PluginManager:
         }
         for kind, hook_name in KINDS.items():
             self._collect(self.registries[kind], hook_name)
+        #: ``group/option`` -> (content, plugin): the options plugins answer without a YAML file.
+        self.config_options: dict[str, tuple[Mapping[str, Any], str]] = self._collect_options()
 
     def _collect(self, registry: Registry, hook_name: str) -> None:
         caller = getattr(self.hook, hook_name)
@@ -57,6 +61,36 @@ class PluginManager:
                 if _tracing():
                     print(f"[hook] {hook_name} <- {impl.plugin_name}", file=sys.stderr)
                 impl.function(registry=registry)
+
+    def _collect_options(self) -> dict[str, tuple[Mapping[str, Any], str]]:
+        options: dict[str, tuple[Mapping[str, Any], str]] = {}
+        for impl in reversed(self.hook.orchestrator_config_options.get_hookimpls()):
+            if _tracing():
+                print(f"[hook] orchestrator_config_options <- {impl.plugin_name}", file=sys.stderr)
+            for path, content in (impl.function() or {}).items():
+                if not (isinstance(path, str) and "/" in path.strip("/") and isinstance(content, Mapping)):
+                    raise UserError(
+                        f"plugin '{impl.plugin_name}'",
+                        f"returned {path!r}: {content!r} from orchestrator_config_options; give each "
+                        "option as 'group/option': {...the content of its YAML file...}.",
+                    )
+                if path in options:
+                    raise UserError(
+                        f"plugin '{impl.plugin_name}'",
+                        f"answers the config option {path}, which plugin '{options[path][1]}' answers "
+                        f"too. Leave it to one, or block one with {DISABLE_ENV}=<plugin>.",
+                    )
+                options[path] = (content, impl.plugin_name)
+        return options
+
+    def group_options(self, group: str) -> dict[str, str]:
+        """The options plugins answer in ``group`` (``"optimizer"``), each with its plugin's name."""
+        prefix = f"{group}/"
+        return {
+            path.removeprefix(prefix): plugin
+            for path, (_, plugin) in self.config_options.items()
+            if path.startswith(prefix) and "/" not in path.removeprefix(prefix)
+        }
 
     def plugin_names(self) -> list[str]:
         return sorted(name for name, _ in self.pm.list_name_plugin())

@@ -9,9 +9,12 @@ Names are the snake_case of the Keras class (``RMSprop`` -> ``rmsprop``,
     loss: {name: kl_divergence}
     metrics: {auc: {name: auc, num_thresholds: 200}}
 
-Keras is imported only when one of them is created. Callbacks that write files
-are in :mod:`orchestrator_plugins.file_callbacks`, which places relative paths in
-the run's output folder.
+Each is also a group option without a YAML file of its own, under the ids
+Keras's ``get`` functions take (``optimizer=nadam loss=mse metrics=[accuracy,auc]``);
+a file ``conf/<group>/<id>.yaml`` wins. Keras is imported only when one of them
+is created. Callbacks that write files are in
+:mod:`orchestrator_plugins.file_callbacks`, which places relative paths in the
+run's output folder.
 """
 
 from orchestrator import hookimpl, lazy
@@ -114,6 +117,30 @@ METRICS = {
     "true_positives": "TruePositives",
 }
 
+#: Keras's own string ids where they differ from the registered name (``keras.losses.get("mse")``).
+OPTIMIZER_ALIASES = {"schedulefreeadamw": "schedule_free_adamw"}
+LOSS_ALIASES = {
+    "bce": "binary_crossentropy",
+    "kld": "kl_divergence",
+    "mae": "mean_absolute_error",
+    "mape": "mean_absolute_percentage_error",
+    "mse": "mean_squared_error",
+    "msle": "mean_squared_logarithmic_error",
+}
+METRIC_ALIASES = {
+    **{alias: name for alias, name in LOSS_ALIASES.items() if alias != "kld"},
+    "binary_io_u": "binary_iou",
+    "f_beta_score": "fbeta_score",
+    "io_u": "iou",
+    "mean_io_u": "mean_iou",
+    "one_hot_io_u": "one_hot_iou",
+    "one_hot_mean_io_u": "one_hot_mean_iou",
+}
+
+#: Metric ids ``Model.compile`` resolves from the labels and the outputs (``accuracy`` becomes binary,
+#: categorical or sparse categorical accuracy): as group options they go to ``compile`` as they are.
+COMPILE_METRICS = ("accuracy", "acc", "crossentropy", "ce")
+
 CALLBACKS = {
     "early_stopping": "EarlyStopping",
     "reduce_lr_on_plateau": "ReduceLROnPlateau",
@@ -147,6 +174,26 @@ def orchestrator_register_metrics(registry):
 @hookimpl
 def orchestrator_register_callbacks(registry):
     _add_all(registry, "keras.callbacks", CALLBACKS)
+
+
+@hookimpl
+def orchestrator_config_options():
+    """Every name above as a group option, Keras's short ids too: ``optimizer=nadam loss=mse
+    metrics=[accuracy,auc]``. Learning-rate schedules need arguments: they stay in ``conf/schedule``."""
+    options = {
+        f"optimizer/{alias}": {"name": name}
+        for alias, name in {**_same(OPTIMIZERS), **OPTIMIZER_ALIASES}.items()
+    }
+    options |= {f"loss/{alias}": {"name": name} for alias, name in {**_same(LOSSES), **LOSS_ALIASES}.items()}
+    for alias, name in {**_same(METRICS), **METRIC_ALIASES}.items():
+        options[f"metrics/{alias}"] = {alias: {"name": name}}
+    options |= {f"metrics/{metric}": {metric: metric} for metric in COMPILE_METRICS}
+    options |= {f"callbacks/{name}": {name: {"name": name}} for name in CALLBACKS}
+    return options
+
+
+def _same(names: dict[str, str]) -> dict[str, str]:
+    return {name: name for name in names}
 
 
 def keras_file(path: str, safe_mode: bool = True):

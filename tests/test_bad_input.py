@@ -242,6 +242,26 @@ HYDRA = [
     ),
 ]
 
+KERAS_IDS = [
+    case(M, "optimizer=nadm", says=("optimizer: no option 'nadm'", "Did you mean 'nadam'?", "more from")),
+    case(M, "loss=mse_", says=("loss: no option 'mse_'", "Did you mean 'mse'?")),
+    case(M, "metrics=[accuracy,acuracy]", says=("metrics: no option 'acuracy'", "Did you mean 'accuracy'?")),
+    case(M, "callbacks=[early_stopping,terminate_on_nam]", says=("callbacks: no option", "terminate_on_nan")),
+    case(M, "optimizer=RMSprop", says=("optimizer: no option 'RMSprop'", "write 'rmsprop'")),
+    case(M, "optimizer=Nadam", says=("optimizer: no option 'Nadam'", "write 'nadam'")),
+    case(M, "loss=MeanSquaredError", says=("loss: no option", "write 'mean_squared_error'")),
+    case(M, "loss=MSE", says=("loss: no option 'MSE'", "write 'mse'")),
+    case(M, "metrics=[accuracy,AUC]", says=("metrics: no option 'AUC'", "write 'auc'")),
+    case(M, "optimizer=exponential_decay", says="optimizer: no option 'exponential_decay'"),
+    case(M, "optimizer=adamw", "optimizer.weight_decay=0.1", says=("optimizer.weight_decay", "+optimizer.")),
+    case(
+        M,
+        "optimizer=nadam",
+        says=("optimizer: no option 'nadam'", "blocks keras_builtins"),
+        ORCHESTRATOR_DISABLE_PLUGINS="keras_builtins",
+    ),
+]
+
 COMMANDS = [
     case("sync", "no/such/folder", says="no/such/folder", code=2),
 ]
@@ -260,6 +280,7 @@ CASES = [
     *SWEEPS,
     *PRECEDENCE,
     *HYDRA,
+    *KERAS_IDS,
     *COMMANDS,
     *ENVIRONMENT,
 ]
