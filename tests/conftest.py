@@ -25,6 +25,17 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def offline_env(folder: Path) -> dict[str, str]:
+    """The CLI's environment with no Keras dataset cache (``folder/keras_home``) and no way out
+    (proxies on a closed port), so that ``mnist`` falls back to the split shipped with the project."""
+    env = cli_env(KERAS_HOME=str(folder / "keras_home"))
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        env[name] = "http://127.0.0.1:9"
+    for name in ("NO_PROXY", "no_proxy"):
+        env.pop(name, None)
+    return env
+
+
 def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess:

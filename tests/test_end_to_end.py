@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import cli_env, mlflow_client, only_run, store_uri
+from tests.conftest import mlflow_client, offline_env, only_run, store_uri
 
 pytestmark = pytest.mark.slow
 
@@ -40,20 +40,6 @@ GUIDE_LAYERS = [
 ]
 
 
-def _offline_env(folder: Path) -> dict[str, str]:
-    """No Keras dataset cache and no way out, so ``mnist`` must fall back to the shipped split."""
-    env = cli_env(
-        KERAS_HOME=str(folder / "keras_home"),
-        HTTP_PROXY="http://127.0.0.1:9",
-        HTTPS_PROXY="http://127.0.0.1:9",
-        http_proxy="http://127.0.0.1:9",
-        https_proxy="http://127.0.0.1:9",
-    )
-    for name in ("NO_PROXY", "no_proxy"):
-        env.pop(name, None)
-    return env
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("e2e")
@@ -65,7 +51,7 @@ def result(folder) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", "+experiment=mnist"],
         cwd=folder,
-        env=_offline_env(folder),
+        env=offline_env(folder),
         capture_output=True,
         text=True,
         timeout=600,

@@ -28,7 +28,7 @@ from orchestrator.errors import UserError
 from orchestrator.registry import Registry
 from orchestrator_plugins import data_formats
 from orchestrator_plugins import mnist as mnist_plugin
-from tests.conftest import cli_env, mlflow_client, run_cli
+from tests.conftest import mlflow_client, offline_env, run_cli
 
 FORMATS = {
     "guide_tf_data": "tf_data",
@@ -53,12 +53,9 @@ STILL = ["optimizer.learning_rate=1e-12", "stages.predict=null"]
 
 def offline_sweep(folder: Path, presets: dict[str, str | None], *overrides: str) -> Path:
     """``python -m orchestrator -m +experiment=<presets> <overrides>``, offline, in ``folder``."""
-    env = cli_env(KERAS_HOME=str(folder / "keras_home"))
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        env[name] = "http://127.0.0.1:9"
-    for name in ("NO_PROXY", "no_proxy"):
-        env.pop(name, None)
-    result = run_cli("-m", f"+experiment={','.join(presets)}", *overrides, cwd=folder, env=env)
+    result = run_cli(
+        "-m", f"+experiment={','.join(presets)}", *overrides, cwd=folder, env=offline_env(folder)
+    )
     assert result.returncode == 0, f"the sweep failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return folder
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import mlflow_client, only_run, run_cli
+from tests.conftest import metric_history, mlflow_client, only_run, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +23,7 @@ STEPS = 3  # trainer.limit_batches in these tests: optimizer steps per epoch
 
 
 def history(client, run, metric: str) -> list[tuple[int, float]]:
-    return [
-        (m.step, m.value)
-        for m in sorted(client.get_metric_history(run.info.run_id, metric), key=lambda m: m.step)
-    ]
+    return metric_history(client, run.info.run_id, metric)
 
 
 def download(client, run, artifact: str, folder: Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import fixture_env, interrupt, mlflow_client, only_run, run_cli
+from tests.conftest import fixture_env, interrupt, metric_history, mlflow_client, only_run, run_cli
 
 #: Three whole epochs of the bundled MNIST (94 batches each), with dropout (a seed generator to restore) and a
 #: ReduceLROnPlateau whose patience counter must survive the kills: it lowers the
@@ -29,10 +29,6 @@ TRAINING = [
     "model.dropout=0.2",
     "+callbacks.plateau={name: reduce_lr_on_plateau, monitor: loss, patience: 2, min_delta: 1, factor: 0.5}",
 ]
-
-
-def history(client, run_id: str, key: str) -> list[tuple[int, float]]:
-    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
 
 def logged_seconds(output: str, start: str, end: str) -> float:
@@ -92,11 +88,11 @@ def test_a_run_killed_mid_epoch_by_ctrl_c_then_sigkill_resumes_to_the_same_resul
     assert run.data.tags["orchestrator.resumed"] == "2"
     client, reference_client = mlflow_client(workdir), mlflow_client(never_interrupted)
     for key in ("fit/loss", "fit/val_loss", "fit/learning_rate", "test/loss"):
-        steps = history(client, run.info.run_id, key)
+        steps = metric_history(client, run.info.run_id, key)
         assert [step for step, _ in steps] == sorted({step for step, _ in steps}), f"{key}: a step twice"
-        assert steps == history(reference_client, reference.info.run_id, key), key
-    assert [step for step, _ in history(client, run.info.run_id, "fit/loss")] == [0, 1, 2]
-    rates = [value for _, value in history(client, run.info.run_id, "fit/learning_rate")]
+        assert steps == metric_history(reference_client, reference.info.run_id, key), key
+    assert [step for step, _ in metric_history(client, run.info.run_id, "fit/loss")] == [0, 1, 2]
+    rates = [value for _, value in metric_history(client, run.info.run_id, "fit/learning_rate")]
     assert rates[-1] == pytest.approx(rates[0] / 2), "ReduceLROnPlateau's patience count went on"
 
     (output,) = workdir.glob("outputs/*/*/model.keras")
@@ -132,7 +128,7 @@ def test_a_run_killed_mid_epoch_resumes_from_the_last_batch_checkpoint(workdir, 
     run, reference = only_run(workdir, "mnist"), only_run(never_interrupted, "mnist")
     client, reference_client = mlflow_client(workdir), mlflow_client(never_interrupted)
     for key in ("fit/loss", "fit/sparse_categorical_accuracy", "fit/val_loss", "test/loss"):
-        assert history(client, run.info.run_id, key) == history(
+        assert metric_history(client, run.info.run_id, key) == metric_history(
             reference_client, reference.info.run_id, key
         ), key
     (output,) = workdir.glob("outputs/*/*/model.keras")
@@ -157,8 +153,8 @@ def test_epochs_trained_again_after_a_resume_are_reported_once(workdir, never_in
     run, reference = only_run(workdir, "mnist"), only_run(never_interrupted, "mnist")
     client, reference_client = mlflow_client(workdir), mlflow_client(never_interrupted)
     for key in ("fit/loss", "fit/val_loss"):
-        expected = history(reference_client, reference.info.run_id, key)[:2]
-        assert history(client, run.info.run_id, key) == expected, key
+        expected = metric_history(reference_client, reference.info.run_id, key)[:2]
+        assert metric_history(client, run.info.run_id, key) == expected, key
 
 
 @pytest.mark.slow
