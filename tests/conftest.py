@@ -123,6 +123,27 @@ def parent_and_children(client, experiment: str) -> tuple[list, list]:
     return parents, children
 
 
+def assert_image(data: bytes | Path, min_side: int = 100) -> tuple[int, int]:
+    """``data`` (or the file) is a PNG that Pillow decodes whole, at least ``min_side`` pixels a side,
+    with something drawn: not one flat colour, and under 99% background. Returns ``(width, height)``."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    raw = data.read_bytes() if isinstance(data, Path) else data
+    with Image.open(io.BytesIO(raw)) as image:
+        assert image.format == "PNG", image.format
+        image.load()  # decodes every byte: a truncated file fails here
+        width, height = image.size
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    assert min(width, height) >= min_side, (width, height)
+    assert pixels.var() > 0, "one flat colour"
+    _, counts = np.unique(pixels, return_counts=True)
+    assert counts.max() < 0.99 * pixels.size, "all background"
+    return width, height
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty folder to run the CLI in (its mlflow.db and outputs/ land here)."""

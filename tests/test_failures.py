@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from orchestrator.secrets import MASK, masked
-from tests.conftest import cli_env, fixture_env, interrupt, mlflow_client, only_run, run_cli
+from tests.conftest import (
+    cli_env,
+    fixture_env,
+    interrupt,
+    mlflow_client,
+    only_run,
+    parent_and_children,
+    run_cli,
+)
 
 TINY = ["data.source=bundled", "trainer.limit_batches=5", "trainer.verbose=0"]
 
@@ -89,9 +97,7 @@ def test_an_interrupted_sweep_still_reports_and_fails_its_parent_run(workdir):
     result = run_cli(*args, cwd=workdir, env=fixture_env())
     assert result.returncode == 130
     client = mlflow_client(workdir)
-    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
-    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    [parent], children = parent_and_children(client, "mnist")
     assert parent.info.status == "FAILED"
     assert [c.info.status for c in children] == ["KILLED"]
     rows = client.download_artifacts(parent.info.run_id, "sweep/sweep_summary.csv", str(workdir))

@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import fixture_env, interrupt, metric_history, mlflow_client, only_run, run_cli
+from tests.conftest import (
+    fixture_env,
+    interrupt,
+    metric_history,
+    mlflow_client,
+    only_run,
+    parent_and_children,
+    run_cli,
+)
 
 #: Three whole epochs of the bundled MNIST (94 batches each), with dropout (a seed generator to restore) and a
 #: ReduceLROnPlateau whose patience counter must survive the kills: it lowers the
@@ -203,9 +211,7 @@ def test_a_killed_sweep_skips_its_finished_jobs_and_resumes_the_interrupted_one(
     assert "Job 0 finished before the sweep was interrupted" in second.stdout
 
     client = mlflow_client(workdir)
-    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    parents, children = parent_and_children(client, "mnist")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     assert sorted(c.data.tags["orchestrator.job"] for c in children) == ["0", "1", "2"], "no job ran twice"

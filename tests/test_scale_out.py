@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli_env, free_port, mlflow_client, only_run, run_cli
+from tests.conftest import cli_env, free_port, mlflow_client, only_run, parent_and_children, run_cli
 
 #: A short, reproducible run of the guide's example on the shipped MNIST split.
 SMALL = [
@@ -149,11 +149,7 @@ def test_two_workers_train_as_one_run_that_only_the_chief_records(workdir, one_d
 
 def sweep_runs(folder: Path):
     client = mlflow_client(folder)
-    experiment = client.get_experiment_by_name("mnist")
-    runs = client.search_runs([experiment.experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    return client, parents, children
+    return client, *parent_and_children(client, "mnist")
 
 
 def assert_parent_and_children(folder: Path, jobs: int) -> None:

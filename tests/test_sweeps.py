@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import mlflow_client, run_cli
+from tests.conftest import assert_image, mlflow_client, parent_and_children, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -16,11 +16,7 @@ TINY = ["data.source=bundled", "trainer.epochs=2", "trainer.limit_batches=3", "t
 
 def runs_of(folder: Path, experiment: str = "mnist"):
     client = mlflow_client(folder)
-    found = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([found.experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    return client, parents, children
+    return client, *parent_and_children(client, experiment)
 
 
 def summary_rows(client, parent, folder: Path) -> list[dict[str, str]]:
@@ -60,7 +56,7 @@ def test_a_grid_sweep_has_one_parent_run_with_a_child_per_job_and_a_summary(work
     assert {row["optimizer.learning_rate"] for row in rows} == {"0.001", "0.01"}
     assert {row["run_id"] for row in rows} == {c.info.run_id for c in children}
     plot = client.download_artifacts(parent.info.run_id, "sweep/objective.png", str(workdir))
-    assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_image(Path(plot))
     assert "config/sweep_config.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id, "config")]
     # Progress: a line per job start and end with the running best, then the table.
     log = result.stdout + result.stderr
