@@ -59,6 +59,10 @@ class LineStream:
             self._line.open = not text.endswith("\n")
         return written
 
+    def close(self) -> None:
+        """Never closes the stream it writes to: a logging handler that took this wrapper for its
+        stream (absl's, at TensorFlow's import) closes it when logging is configured again."""
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 

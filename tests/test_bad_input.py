@@ -181,6 +181,23 @@ SWEEPS = [
         says=("optimizer=adam does not take effect", "(job 1: +experiment=guide_compile_strings)"),
     ),  # fmt: skip
     case("-m", M, "seed=1,2", "+hydra.sweeper.params.epochs='1,2'", says=("overrides", "cannot be composed")),
+    # values an Optuna sweep may draw: the ends of each range, every choice
+    case(
+        "-m",
+        M,
+        "hydra/sweeper=orchestrator_optuna",
+        "hydra.sweeper.pruner.name=none",
+        "optimizer.learning_rate=interval(-0.1, 0.1)",
+        says=("optimizer.learning_rate", "(a trial with optimizer.learning_rate=-0.1)"),
+    ),  # fmt: skip
+    case(
+        "-m",
+        M,
+        "hydra/sweeper=orchestrator_optuna",
+        "hydra.sweeper.pruner.name=none",
+        "optimizer=choice(adam,sgdd)",
+        says=("optimizer", "'sgd'?", "(a trial with optimizer=sgdd)"),
+    ),  # fmt: skip
 ]
 
 PRECEDENCE = [

@@ -86,6 +86,29 @@ def search_space(overrides: list[Any]) -> tuple[dict[str, Dimension], list[str]]
     return dimensions, list(fixed.values())
 
 
+def corners(space: dict[str, Dimension], fixed: list[str]) -> list[list[str]]:
+    """Override lists that between them give every dimension its extreme values: each end of a range
+    or interval and each choice, the other dimensions at their first value.
+
+    Example: ``{lr: interval(1e-4, 0.1), units: choice(32, 64)}`` -> lr=1e-4 units=32,
+    lr=0.1 units=32, lr=1e-4 units=64.
+    """
+
+    def values(dimension: Dimension) -> list[Any]:
+        distribution = dimension.distribution
+        if hasattr(distribution, "choices"):
+            return list(distribution.choices)
+        return [distribution.low, distribution.high]
+
+    first = {key: values(dimension)[0] for key, dimension in space.items()}
+    jobs = [[*fixed, *(space[key].override(value) for key, value in first.items())]]
+    for key, dimension in space.items():
+        for value in values(dimension)[1:]:
+            chosen = {**first, key: value}
+            jobs.append([*fixed, *(space[k].override(v) for k, v in chosen.items())])
+    return jobs
+
+
 def enqueued(space: dict[str, Dimension], trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``hydra.sweeper.enqueue_trials`` as the params Optuna stores (checked against the search)."""
     result = []

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import Status, hookimpl
+from orchestrator import Status, UserError, hookimpl
 
 #: Where the run keeps its loaded trial: ``context.stash``.
 TRIAL = "optuna.trial"
@@ -48,12 +48,14 @@ def orchestrator_before_sweep(sweep):
     try:
         _study.check(sweep.cfg)
         _check_search(sweep)
-    except _study.SweeperConfigError as error:
-        error.exit()
+    except UserError as error:
+        _study.SweeperConfigError(error.key, error.problem).exit()
 
 
 def _check_search(sweep) -> None:
-    """Parse the search space now; syntax errors are left for the sweeper, which reports them."""
+    """Parse the search space now, and check a run's config at the ends of every range and at every
+    choice (the values Optuna may draw), before the parent run exists; syntax errors are left for the
+    sweeper, which reports them."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
@@ -64,8 +66,9 @@ def _check_search(sweep) -> None:
         overrides = OverridesParser.create().parse_overrides(requested(sweeper["params"], sweep.arguments))
     except Exception:  # the sweeper parses them again and reports the error
         return
-    space, _ = _space.search_space(overrides)
+    space, fixed = _space.search_space(overrides)
     _space.enqueued(space, sweeper.get("enqueue_trials") or [])
+    sweep.check_jobs(_space.corners(space, fixed))
 
 
 @hookimpl

@@ -30,13 +30,11 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from orchestrator.errors import UserError, exit_on
 from orchestrator.folders import Claim, claim_folder, follows_a_chief, named_by_time
-from orchestrator.overrides import check_group_choices
 from orchestrator.plugins import get_plugin_manager
 from orchestrator.resume.index import UNFINISHED, RunIndex, command_key
 from orchestrator.secrets import Secrets, mask_log, mask_yaml
-from orchestrator.spec import validate
 from orchestrator.status import Status
-from orchestrator.sweep.grid import check_jobs
+from orchestrator.sweep.grid import check_job, check_jobs, grid_jobs
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
 from orchestrator.sweep.report import write_report
 from orchestrator.sweep.state import STATE, STATE_ENV, Sweep
@@ -227,20 +225,11 @@ def check_before_sweep(config: DictConfig) -> None:
     grid sweep (:mod:`orchestrator.sweep.grid`). Each job is checked again when it starts.
     """
     try:
-        _check_job(config)
+        check_job(config)
         _check_launcher(config.hydra.launcher)
-        check_jobs(config, _check_job)
+        check_jobs(config, grid_jobs(config) or [])
     except UserError as error:
         exit_on(error)
-
-
-def _check_job(config: DictConfig) -> None:
-    """The checks of one run: the group choices took effect, the config is valid."""
-    check_group_choices(config, config.hydra)
-    validate(
-        OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]),
-        get_plugin_manager().registries,
-    )
 
 
 def _check_launcher(launcher: DictConfig) -> None:

@@ -1,27 +1,29 @@
-"""Every job of a grid sweep, checked before the sweep starts.
+"""The jobs of a sweep, checked before the sweep starts.
 
 Hydra's basic sweeper expands the swept overrides (``trainer.epochs=1,-1``) only
 when it launches a batch, so a wrong value in one job would be found after the
-earlier jobs had trained and the sweep's parent run existed. :func:`check_jobs`
+earlier jobs had trained and the sweep's parent run existed. :func:`grid_jobs`
 expands them the way the basic sweeper does (``hydra.sweeper.params`` and the
-command line, the cartesian product in the same order), composes each job's
-config with Hydra's own config loader, and checks it like a single run's.
-Other sweepers choose their values while they run (Optuna); their jobs are
-checked when each starts.
+command line, the cartesian product in the same order); :func:`check_jobs`
+composes each job's config with Hydra's own config loader and checks it like a
+single run's. A sweeper that chooses values while it runs (Optuna) hands over
+the jobs worth checking through :meth:`orchestrator.sweep.state.Sweep.check_jobs`.
 
 Example::
 
-    check_jobs(config)   # UserError: "trainer.epochs: must be 0 or more, got -1. (job 1: trainer.epochs=-1)"
+    check_jobs(config, grid_jobs(config) or [])
+    # UserError: "trainer.epochs: must be 0 or more, got -1. (job 1: trainer.epochs=-1)"
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from orchestrator.errors import UserError
 from orchestrator.hydra_errors import explain
+from orchestrator.overrides import check_group_choices
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
@@ -42,10 +44,21 @@ def grid_jobs(config: DictConfig) -> list[list[str]] | None:
     return [list(job) for batch in batches for job in batch]
 
 
-def check_jobs(config: DictConfig, check: Callable[[DictConfig], None]) -> None:
-    """Compose every job of a grid sweep and ``check(job_config)`` it; a mistake names its job."""
-    jobs = grid_jobs(config)
-    if jobs is None or len(jobs) < 2:
+def check_job(config: DictConfig) -> None:
+    """The checks of one run's composed config: the group choices took effect, the config is valid."""
+    from orchestrator.plugins import get_plugin_manager
+    from orchestrator.spec import validate
+
+    check_group_choices(config, config.hydra)
+    job_config = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    validate(job_config, get_plugin_manager().registries)
+
+
+def check_jobs(config: DictConfig, jobs: list[list[str]], numbered: bool = True) -> None:
+    """Compose the config of each job (its override list) and :func:`check_job` it; a mistake names
+    the job's number (``numbered=False``: values a sweeper may choose, "a trial with") and its own
+    overrides."""
+    if len(jobs) < 2:
         return
     from hydra.core.global_hydra import GlobalHydra
 
@@ -53,13 +66,14 @@ def check_jobs(config: DictConfig, check: Callable[[DictConfig], None]) -> None:
     shared = set.intersection(*(set(job) for job in jobs))
     for number, overrides in enumerate(jobs):
         try:
-            check(_composed(loader, config, overrides))
+            check_job(_composed(loader, config, overrides))
         except UserError as error:
             swept = " ".join(o for o in overrides if o not in shared)
-            raise UserError(error.key, f"{error.problem} (job {number}: {swept})") from error
+            which = f"job {number}: {swept}" if numbered else f"a trial with {swept}"
+            raise UserError(error.key, f"{error.problem} ({which})") from error
 
 
-def _composed(loader, config: DictConfig, overrides: list[str]) -> DictConfig:
+def _composed(loader: Any, config: DictConfig, overrides: list[str]) -> DictConfig:
     """The job's config as Hydra's launcher composes it; Hydra's composition errors as a UserError."""
     try:
         return loader.load_sweep_config(config, overrides)

@@ -47,6 +47,17 @@ class Sweep:
     #: Plugins' own state for this sweep, by a key of their own; never saved or shared with jobs.
     stash: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    def check_jobs(self, jobs: list[list[str]]) -> None:
+        """Check the config of each job (its override list) as a run's is checked, before any run
+        exists; raises :class:`~orchestrator.UserError` naming the job. A sweeper plugin that picks
+        values as it goes hands over the ones worth checking (the ends of each range, every choice)::
+
+            sweep.check_jobs([["optimizer.learning_rate=1e-05"], ["optimizer.learning_rate=0.1"]])
+        """
+        from orchestrator.sweep.grid import check_jobs
+
+        check_jobs(self.cfg, jobs, numbered=False)
+
 
 @dataclass
 class SweepJob:
