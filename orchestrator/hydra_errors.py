@@ -42,7 +42,7 @@ COMPOSITION = ("Error merging override", "Could not append to config", "Could no
 #: Where Hydra's message ends and its reference lines begin.
 TRAILERS = ("full_key:", "reference_type=", "object_type=", "Set the environment", "Config search")
 #: The subcommands, for a hint when one is misspelt (``plugin``).
-SUBCOMMANDS = ("plugins", "sync")
+SUBCOMMANDS = ("plugins", "sync", "init")
 
 
 def short_hydra_errors() -> None:
