@@ -31,6 +31,7 @@ from orchestrator.hydra_errors import short_hydra_errors  # noqa: E402
 from orchestrator.job import run_job  # noqa: E402
 from orchestrator.listing import print_plugins  # noqa: E402
 from orchestrator.plugins import get_plugin_manager  # noqa: E402
+from orchestrator.project import PROJECT_ENV  # noqa: E402
 from orchestrator.scaffold import main as init  # noqa: E402
 from orchestrator.session import Session  # noqa: E402
 from orchestrator.terminal import own_lines  # noqa: E402
@@ -114,6 +115,8 @@ def main() -> None:
         if sys.argv[1:2] == ["init"]:
             raise SystemExit(init(sys.argv[2:]))
         manager = get_plugin_manager()
+        # The jobs a launcher starts in other processes use the same project, wherever they start.
+        os.environ.setdefault(PROJECT_ENV, str(manager.project.root) if manager.project else "none")
         if sys.argv[1:2] == ["plugins"]:
             print_plugins(manager)
             return

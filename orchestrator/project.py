@@ -35,6 +35,8 @@ from orchestrator.errors import UserError, choices_text, closest
 
 PROJECT_ENV = "ORCHESTRATOR_PROJECT"
 PYPROJECT = "pyproject.toml"
+#: The orchestrator's primary config, which a project's config folder must not replace.
+PRIMARY = "config.yaml"
 #: The keys of ``[tool.orchestrator]``.
 KEYS = ("config_dir", "plugins")
 
@@ -131,6 +133,12 @@ def read_project(pyproject: Path, table: dict[str, Any]) -> Project:
         folder = (project.root / config_dir).resolve()
         if not folder.is_dir():
             raise UserError(project.key("config_dir"), f"'{config_dir}' is not a folder: {folder}.")
+        if (folder / PRIMARY).exists():
+            raise UserError(
+                project.key("config_dir"),
+                f"{folder / PRIMARY} would replace the orchestrator's primary config (its defaults and "
+                "Hydra settings). Rename it; choose groups in a preset (conf/experiment/NAME.yaml) instead.",
+            )
         config_dir = folder
     entries = table.get("plugins", [])
     if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):

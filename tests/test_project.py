@@ -150,6 +150,11 @@ HOOK = (
 BAD_TABLES = {
     "unknown key": ('confg_dir = "conf"', {}, ["tool.orchestrator.confg_dir", "Did you mean 'config_dir'"]),
     "missing config folder": ('config_dir = "confs"', {}, ["tool.orchestrator.config_dir", "'confs'"]),
+    "a primary config": (
+        'config_dir = "c"',
+        {"c/config.yaml": "seed: 1\n"},
+        ["config_dir", "primary config"],
+    ),
     "plugins not a list": ('plugins = "mine"', {}, ["tool.orchestrator.plugins", "must be a list"]),
     "missing module": ('plugins = ["mine"]', {}, ["tool.orchestrator.plugins", "no mine.py"]),
     "syntax error": (

@@ -95,8 +95,14 @@ def main(argv: list[str]) -> int:
     print(f"Wrote the project '{name}' in {folder}:")
     for path in written:
         print(f"  {path.relative_to(folder.expanduser().resolve())}")
-    print(
-        f"\nNext:\n  cd {folder}\n  python -m orchestrator +experiment={name}   # train and record in MLflow"
-        f"\n  python -m orchestrator plugins                # {name}_plugin, with its file\n  pytest"
-    )
+    steps = [
+        (f"cd {folder}", ""),
+        (f"python -m orchestrator +experiment={name}", "train, evaluate, record in MLflow"),
+        ("python -m orchestrator plugins", f"lists {name}_plugin with its file"),
+        ("pytest", "the project's test: a short run, checked"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    print("\nNext:")
+    for command, what in steps:
+        print(f"  {command.ljust(width)}   # {what}" if what else f"  {command}")
     return 0
