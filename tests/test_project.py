@@ -94,7 +94,9 @@ def test_a_run_inside_the_project_trains_its_data_and_model_and_records_them(pro
     """Run from a folder below the project root: the project's preset, data source and model builder."""
     folder = project / "runs"
     folder.mkdir()
-    result = run_cli(f"+experiment={NAME}", *TINY, "tracking.log_model=false", cwd=folder)
+    # The review's model and plots are not the point here: mlflow_review is left out to keep the run short.
+    env = cli_env(ORCHESTRATOR_DISABLE_PLUGINS="mlflow_review")
+    result = run_cli(f"+experiment={NAME}", *TINY, "stages.predict=null", cwd=folder, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     run = only_run(folder, NAME)
     assert run.info.status == "FINISHED"
@@ -146,6 +148,13 @@ def test_init_refuses_a_folder_name_without_letters_or_digits(tmp_path):
 HOOK = (
     "from orchestrator import hookimpl\n\n@hookimpl\ndef {hook}(registry):\n    registry.add('{name}', len)\n"
 )
+
+
+def test_init_refuses_a_name_an_installed_plugin_has(tmp_path):
+    result = run_cli("init", "MNIST", cwd=tmp_path)
+    assert_user_error(result, "init", "'mnist' is already the data_source of plugin 'mnist'")
+    assert not (tmp_path / "MNIST").exists()
+
 
 BAD_TABLES = {
     "unknown key": ('confg_dir = "conf"', {}, ["tool.orchestrator.confg_dir", "Did you mean 'config_dir'"]),
