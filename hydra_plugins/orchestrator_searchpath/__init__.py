@@ -6,6 +6,7 @@ The search path of the orchestrator's app becomes, first match winning::
     file://<project>/conf              [tool.orchestrator] config_dir of the project (orchestrator/project.py)
     <orchestrator>/conf                the built-in tree
     pkg://my_package.conf, ...         what plugins return from orchestrator_config_searchpath
+    string-ids://                      options without a file (hydra_plugins/orchestrator_string_ids)
     --config-dir, hydra.searchpath     Hydra adds them after these
 
 so a project's ``conf/experiment/mine.yaml`` is ``+experiment=mine`` and its
