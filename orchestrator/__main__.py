@@ -1,9 +1,10 @@
-"""The command line: ``python -m orchestrator [overrides]`` (Hydra) and ``... plugins``.
+"""The command line: ``python -m orchestrator [overrides]`` (Hydra) and its subcommands.
 
     python -m orchestrator +experiment=mnist            # one run
     python -m orchestrator -m +experiment=mnist seed=1,2 # a sweep
     python -m orchestrator plugins                      # what is registered, by kind
     python -m orchestrator sync outputs/                # deliver what MLflow missed
+    python -m orchestrator init mine                    # a new project folder of your own
 
 A user error ends in one short paragraph naming the config key and what would
 be right, with exit code 2 and no traceback; ``HYDRA_FULL_ERROR=1`` shows the
@@ -30,6 +31,8 @@ from orchestrator.hydra_errors import short_hydra_errors  # noqa: E402
 from orchestrator.job import run_job  # noqa: E402
 from orchestrator.listing import print_plugins  # noqa: E402
 from orchestrator.plugins import get_plugin_manager  # noqa: E402
+from orchestrator.project import PROJECT_ENV  # noqa: E402
+from orchestrator.scaffold import main as init  # noqa: E402
 from orchestrator.session import Session  # noqa: E402
 from orchestrator.terminal import own_lines  # noqa: E402
 from orchestrator.tracking.sync import main as sync  # noqa: E402
@@ -109,13 +112,17 @@ def main() -> None:
     try:
         if sys.argv[1:2] == ["sync"]:
             raise SystemExit(sync(sys.argv[2:]))
+        if sys.argv[1:2] == ["init"]:
+            raise SystemExit(init(sys.argv[2:]))
         manager = get_plugin_manager()
+        # The jobs a launcher starts in other processes use the same project, wherever they start.
+        os.environ.setdefault(PROJECT_ENV, str(manager.project.root) if manager.project else "none")
         if sys.argv[1:2] == ["plugins"]:
             print_plugins(manager)
             return
     except UserError as error:
         exit_on(error)
-    register_schema()
+    register_schema(manager.trusted_targets())
     register_hydra_plugins()
     short_hydra_errors()
     if {"--help", "-h", "--hydra-help"} & set(sys.argv[1:]):

@@ -91,11 +91,16 @@ class Config:
     resume: bool = True
 
 
-def register_schema() -> None:
-    """Store the schema in Hydra's ConfigStore as ``config_schema``."""
+def register_schema(trusted_targets: tuple[str, ...] = ()) -> None:
+    """Store the schema in Hydra's ConfigStore as ``config_schema``.
+
+    ``trusted_targets`` (the project's own plugin packages, ``("mine_plugin.",)``) join the
+    default ``security.allowed_targets``, so the config and the run's params show them.
+    """
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name="config_schema", node=Config)
+    allowed = list(dict.fromkeys([*DEFAULT_ALLOWED, *trusted_targets]))
+    ConfigStore.instance().store(name="config_schema", node=Config(security=SecurityConfig(allowed)))
 
 
 # -- Reading plugin selections -------------------------------------------------------

@@ -42,7 +42,7 @@ COMPOSITION = ("Error merging override", "Could not append to config", "Could no
 #: Where Hydra's message ends and its reference lines begin.
 TRAILERS = ("full_key:", "reference_type=", "object_type=", "Set the environment", "Config search")
 #: The subcommands, for a hint when one is misspelt (``plugin``).
-SUBCOMMANDS = ("plugins", "sync")
+SUBCOMMANDS = ("plugins", "sync", "init")
 
 
 def short_hydra_errors() -> None:
@@ -169,7 +169,10 @@ def _unparsable(text: str) -> UserError:
     override = match.group(1) if match else ""
     hint = closest(override, SUBCOMMANDS).replace("Did you mean", "Did you mean the subcommand")
     if hint:
-        return UserError(override, f"is not an override (key=value).{hint} (python -m orchestrator plugins).")
+        subcommand = hint.split("'")[1]
+        return UserError(
+            override, f"is not an override (key=value).{hint} (python -m orchestrator {subcommand} ...)."
+        )
     return UserError(
         override or "overrides",
         "is not an override: write key=value (trainer.epochs=3), +key=value to add a key, "

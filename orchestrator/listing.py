@@ -1,6 +1,11 @@
 """``python -m orchestrator plugins``: every registered name, by kind, with its origin.
 
+A project's plugins are listed with their files, and the project with its config folder.
+
 Example output::
+
+    Plugins: keras_builtins (keras-orchestrator), mine_plugin (project mine: /home/me/mine/mine_plugin.py)
+    Project: /home/me/mine (pyproject.toml); configs: /home/me/mine/conf
 
     loss
       sparse_categorical_crossentropy  plugin 'keras_builtins' (keras-orchestrator)
@@ -17,13 +22,11 @@ GROUP_KINDS = {"optimizer": "optimizer", "loss": "loss", "metrics": "metric", "c
 
 def print_plugins(manager) -> None:
     """Print the registries of ``manager`` (a :class:`~orchestrator.plugins.PluginManager`)."""
-    print(
-        "Plugins: "
-        + ", ".join(
-            f"{name} ({manager.distributions.get(name) or 'registered directly'})"
-            for name in manager.plugin_names()
-        )
-    )
+    print("Plugins: " + ", ".join(_describe(manager, name) for name in manager.plugin_names()))
+    project = manager.project
+    if project is not None:
+        configs = project.config_dir or "none (no config_dir)"
+        print(f"Project: {project.root} ({project.pyproject.name}); configs: {configs}")
     for kind, registry in manager.registries.items():
         print(f"\n{kind} ({len(registry)})")
         width = max((len(name) for name in registry.names()), default=0)
@@ -50,3 +53,9 @@ def _print_options(manager) -> None:
         parts = [f"{len(named)} of the {kind} names above"] if named else []
         parts += [", ".join(others)] if others else []
         print(f"  {(group + '=').ljust(width)}  {', and '.join(parts)}  plugin '{plugin}'")
+
+
+def _describe(manager, name: str) -> str:
+    origin = manager.distributions.get(name) or "registered directly"
+    where = manager.files.get(name)
+    return f"{name} ({origin}: {where})" if where else f"{name} ({origin})"

@@ -1,7 +1,10 @@
-"""The plugin manager: finds plugins through entry points and fills the registries.
+"""The plugin manager: finds plugins through entry points and the project, and fills the registries.
 
 Built-in and third-party plugins load the same way: every module named in the
 ``orchestrator`` entry-point group is registered under its entry-point name.
+Then the plugin modules of the project the command runs in (``[tool.orchestrator]
+plugins`` of its ``pyproject.toml``, see :mod:`orchestrator.project`) are
+registered under their module names.
 
 Environment:
 
@@ -28,6 +31,7 @@ import pluggy
 
 from orchestrator import PROJECT_NAME, hookspecs
 from orchestrator.errors import UserError, choices_text, closest
+from orchestrator.project import Project, find_project, import_plugin, plugin_file, put_on_path
 from orchestrator.registry import KINDS, Registry
 
 ENTRY_POINT_GROUP = PROJECT_NAME
@@ -39,11 +43,19 @@ class PluginManager:
     """pluggy's manager behind a few typed methods, plus one registry per kind."""
 
     def __init__(
-        self, pm: pluggy.PluginManager, distributions: dict[str, str | None], blocked: tuple[str, ...] = ()
+        self,
+        pm: pluggy.PluginManager,
+        distributions: dict[str, str | None],
+        blocked: tuple[str, ...] = (),
+        project: Project | None = None,
+        files: dict[str, str] | None = None,
     ):
         self.pm = pm
         self.hook = pm.hook
         self.distributions = distributions
+        #: The project the command runs in, and the files of its plugins that were loaded, by name.
+        self.project = project
+        self.files = dict(files or {})
         self.registries: dict[str, Registry] = {
             kind: Registry(kind, name_field="kind" if kind == "stage" else "name", blocked=blocked)
             for kind in KINDS
@@ -95,6 +107,13 @@ class PluginManager:
     def plugin_names(self) -> list[str]:
         return sorted(name for name, _ in self.pm.list_name_plugin())
 
+    def trusted_targets(self) -> tuple[str, ...]:
+        """``_target_`` prefixes the project trusts: the top-level packages of its loaded plugins."""
+        if self.project is None:
+            return ()
+        packages = [plugin.package for plugin in self.project.plugins if plugin.module in self.files]
+        return tuple(f"{package}." for package in dict.fromkeys(packages))
+
     def config_searchpath(self) -> list[str]:
         """Hydra search-path entries contributed by plugins, in load order."""
         paths: list[str] = []
@@ -113,15 +132,17 @@ def disabled_plugins() -> set[str]:
 
 @functools.cache
 def get_plugin_manager() -> PluginManager:
-    """Load every plugin of the ``orchestrator`` entry-point group (once per process)."""
+    """Load every plugin of the ``orchestrator`` entry-point group, then the project's (once per process)."""
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     blocked = disabled_plugins()
+    project = find_project()
     distributions: dict[str, str | None] = {}
     entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
-    unknown = sorted(blocked - {ep.name for ep in entry_points})
+    own = [plugin.module for plugin in project.plugins] if project is not None else []
+    unknown = sorted(blocked - {ep.name for ep in entry_points} - set(own))
     if unknown:
-        names = [ep.name for ep in entry_points]
+        names = [ep.name for ep in entry_points] + own
         raise UserError(
             DISABLE_ENV,
             f"names no installed plugin: {', '.join(unknown)}.{closest(unknown[0], names)} "
@@ -151,6 +172,7 @@ def get_plugin_manager() -> PluginManager:
             plugin = plugin()  # a plugin class: one instance per manager keeps its state
         _register(pm, plugin, ep.name, _dist_name(ep))
         distributions[ep.name] = _dist_name(ep)
+    files = _register_project(pm, project, blocked, distributions) if project is not None else {}
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as error:
@@ -159,7 +181,37 @@ def get_plugin_manager() -> PluginManager:
     if _tracing():
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
-    return PluginManager(pm, distributions, blocked=tuple(sorted(blocked)))
+    return PluginManager(pm, distributions, blocked=tuple(sorted(blocked)), project=project, files=files)
+
+
+def _register_project(
+    pm: pluggy.PluginManager, project: Project, blocked: set[str], distributions: dict[str, str | None]
+) -> dict[str, str]:
+    """Register the project's plugin modules under their module names; return their files by name."""
+    put_on_path(project)
+    origin = f"project {project.name}"
+    files: dict[str, str] = {}
+    for plugin in project.plugins:
+        name = plugin.module
+        if name in blocked:
+            continue
+        if name in distributions:
+            raise UserError(
+                project.key("plugins"),
+                f"'{plugin.entry}' has the name of the installed plugin '{name}' ({distributions[name]}): "
+                "a project's plugin is named after its module. Rename the module.",
+            )
+        module = import_plugin(project, plugin)
+        if pm.is_registered(module):
+            raise UserError(
+                project.key("plugins"),
+                f"'{plugin.entry}' is already loaded as the installed plugin '{pm.get_name(module)}'. "
+                "List it in one place only.",
+            )
+        _register(pm, module, name, origin)
+        distributions[name] = origin
+        files[name] = plugin_file(module)
+    return files
 
 
 def _unknown_hook_message(pm: pluggy.PluginManager, dist: str | None) -> str:

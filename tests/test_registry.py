@@ -175,3 +175,19 @@ def test_every_key_of_a_target_node_is_an_argument_name_included():
     node = {"_target_": "keras.metrics.AUC", "name": "auc_pr", "curve": "PR"}
     assert split_spec(node, "metrics.pr") == ("_target_", node)
     assert split_spec({"name": "auc", "_name_": "auc_pr"}, "metrics.pr") == ("auc", {"_name_": "auc_pr"})
+
+
+def test_a_target_must_be_defined_in_an_allowed_module_not_only_reached_through_one():
+    """``orchestrator.errors.os.getcwd`` starts with an allowed prefix, but is ``os.getcwd``: refused, also
+    nested; what an allowed module defines is made."""
+    registry = make_registry()
+    reached = {"_target_": "orchestrator.errors.os.getcwd"}
+    nested = {"_target_": "orchestrator.errors.UserError", "key": "k", "problem": reached}
+    for args, where in ((reached, "callbacks.x._target_"), (nested, "callbacks.x.problem._target_")):
+        with pytest.raises(UserError, match=r"is \w+\.getcwd, which is defined outside security") as refused:
+            registry.create("_target_", args, key="callbacks.x")
+        assert refused.value.key == where
+    made = registry.create(
+        "_target_", {"_target_": "orchestrator.errors.UserError", "key": "k", "problem": "p"}, "x"
+    )
+    assert str(made) == "k: p"
