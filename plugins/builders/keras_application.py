@@ -13,9 +13,9 @@ Config::
             trainable_base: false, dropout: 0.2}
 
 The application is one layer of the model named ``base``, whichever it is, so a fit stage's
-``trainable: {base: true}`` unfreezes it (``stages=fine_tuning_application``). Weights are never downloaded: ``weights`` is
-``null`` (random initial weights) or a local file. Names, arguments, the weights file and the
-minimum image size are checked before TensorFlow is imported.
+``trainable: {base: true}`` unfreezes it (``stages=fine_tuning_application``). Weights are never
+downloaded: ``weights`` is ``null`` (random initial weights) or a local file. Names, arguments,
+the weights file and the minimum image size are checked before TensorFlow is imported.
 """
 
 from __future__ import annotations
