@@ -294,3 +294,20 @@ def test_layer_and_application_names_are_checked_without_importing_tensorflow(wo
     for args in (["model=sequential", "model.layers=[{Dense:{unit:1}}]"], [*A, "model.application=X"]):
         heavy, _ = heavy_modules_imported(["+experiment=mnist", *args], workdir, ("tensorflow", "keras"))
         assert heavy == []
+
+
+@pytest.mark.slow
+def test_a_weights_file_of_another_model_is_refused_naming_model_weights(weights, keras):
+    """The file holds a MobileNet of alpha 0.25; a MobileNet of alpha 1.0 has other shapes."""
+    from types import SimpleNamespace
+
+    from orchestrator import Data
+    from orchestrator_plugins.builders.keras_application import keras_application
+
+    context = SimpleNamespace(data=Data(train=None, info={"input_shape": (32, 32, 3), "num_classes": 2}))
+    with pytest.raises(UserError) as refused:
+        keras_application(context, application=APPLICATION, weights=str(weights[0]))
+    assert refused.value.key == "model.weights"
+    assert f"does not fit {APPLICATION} without its top" in refused.value.problem
+    assert "variable.shape=(3, 3, 3, 32), Received: value.shape=(3, 3, 3, 8)" in refused.value.problem
+    assert len(refused.value.problem) < 500, "Keras's message lists every value; only its gist is kept"

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import ast
 import math
+import re
+import warnings
 from pathlib import Path
 
 from orchestrator import UserError, hookimpl, model_dimensions, source_definition
@@ -122,15 +124,28 @@ def _image_shape(shape: tuple[int, ...], given: tuple[int, ...], configured: boo
 
 
 def _load_weights(base, application: str, weights: str) -> None:
-    try:
-        base.load_weights(weights)
-    except (ValueError, OSError, KeyError) as error:
+    """Load the file into the application; a file that fits it only partly is refused too."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            base.load_weights(weights)
+            problem = next((str(w.message) for w in caught if issubclass(w.category, UserWarning)), None)
+        except (ValueError, OSError, KeyError) as error:
+            problem = f"{type(error).__name__}: {_gist(error)}"
+    if problem is not None:
         raise UserError(
             "model.weights",
-            f"{weights} does not fit {application} without its top ({type(error).__name__}: {error}). "
-            f"Give a file saved from keras.applications.{application}(include_top=False, ...) with "
-            "save_weights.",
-        ) from error
+            f"{weights} does not fit {application} without its top ({problem}). Give a file saved from "
+            f"keras.applications.{application}(include_top=False, ...) with save_weights.",
+        )
+
+
+def _gist(error: Exception) -> str:
+    """The first line of Keras's message, and the shapes that differ (it also prints every value)."""
+    text = str(error).strip()
+    shapes = re.search(r"variable\.shape=\([^)]*\), Received: value\.shape=\([^)]*\)", text)
+    first = text.splitlines()[0][:300].rstrip(":") if text else ""
+    return "; ".join(filter(None, [first, shapes.group(0) if shapes else None]))
 
 
 def minimum_size(application: str) -> int | None:
