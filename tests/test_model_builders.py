@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from orchestrator import UserError
-from orchestrator_plugins.builders.keras_application import check_keras_application
+from orchestrator_plugins.builders.keras_application import check_keras_application, minimum_size
 from orchestrator_plugins.builders.sequential import check_sequential
 from tests.conftest import assert_user_error, heavy_modules_imported, mlflow_client, only_run, run_cli
 
@@ -311,3 +311,42 @@ def test_a_weights_file_of_another_model_is_refused_naming_model_weights(weights
     assert f"does not fit {APPLICATION} without its top" in refused.value.problem
     assert "variable.shape=(3, 3, 3, 32), Received: value.shape=(3, 3, 3, 8)" in refused.value.problem
     assert len(refused.value.problem) < 500, "Keras's message lists every value; only its gist is kept"
+
+
+#: Layers a YAML model is made of, whose argument names are compared with the imported classes'.
+COMMON_LAYERS = (
+    "Activation BatchNormalization Conv1D Conv2D Conv2DTranspose DepthwiseConv2D Dense Dropout "
+    "Embedding Flatten GRU GlobalAveragePooling2D LSTM LayerNormalization LeakyReLU MaxPooling2D "
+    "RandomFlip Rescaling Reshape Resizing SeparableConv2D SpatialDropout2D UpSampling2D"
+).split()
+
+
+def test_the_names_read_from_keras_source_are_the_names_keras_exports(keras):
+    """Application and layer names, and the argument names of common layers, read without importing
+    Keras, against the imported modules (a valid name or argument must never be refused)."""
+    from orchestrator import lazy
+    from orchestrator.registry import _class_parameters
+    from orchestrator_plugins.builders._keras_names import public_classes
+    from orchestrator_plugins.builders.sequential import NOT_IN_A_LIST
+
+    applications = [n for n in dir(keras.applications) if n[:1].isupper()]
+    assert public_classes("keras.applications") == sorted(applications)
+    layers = [n for n in dir(keras.layers) if n[:1].isupper() and n not in NOT_IN_A_LIST]
+    assert public_classes("keras.layers", NOT_IN_A_LIST) == sorted(layers)
+    for name in COMMON_LAYERS:
+        read = lazy(f"keras.layers.{name}").parameter_names()
+        assert set(read or []) == set(_class_parameters(getattr(keras.layers, name))), name
+
+
+@pytest.mark.parametrize(
+    "application, smallest",
+    [
+        ("ResNet50", 32),
+        ("EfficientNetB0", 32),
+        ("Xception", 71),
+        ("InceptionV3", 75),
+        ("MobileNetV3Small", None),
+    ],
+)
+def test_the_minimum_image_size_is_read_from_keras_source(application, smallest):
+    assert minimum_size(application) == smallest
