@@ -17,7 +17,14 @@ import pytest
 from orchestrator import UserError
 from orchestrator_plugins.builders.keras_application import check_keras_application, minimum_size
 from orchestrator_plugins.builders.sequential import check_sequential
-from tests.conftest import assert_user_error, heavy_modules_imported, mlflow_client, only_run, run_cli
+from tests.conftest import (
+    assert_user_error,
+    cli_env,
+    heavy_modules_imported,
+    mlflow_client,
+    only_run,
+    run_cli,
+)
 
 APPLICATION = "MobileNet"
 #: The smallest MobileNet: a fine-tuning run of it costs a few seconds.
@@ -101,6 +108,7 @@ def fine_tuned(tmp_path_factory, weights) -> Path:
         "tracking.experiment_name=builders",
         "seed=1",
         cwd=folder,
+        env=cli_env(ORCHESTRATOR_DISABLE_PLUGINS="mlflow_review"),  # no plots: the record is the point
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return folder
