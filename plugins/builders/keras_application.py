@@ -44,6 +44,8 @@ RESERVED = {
     "classifier_activation": "use model.output_activation.",
     "name": f"the application is the layer {BASE!r} of the model.",
 }
+#: What Keras warns when it leaves some of the layers with their initial weights.
+PARTIAL_LOAD = ("Skipping", "could not be loaded", "freshly-initialized")
 #: How many functions deep the minimum image size is looked for (``ResNet50`` -> ``ResNet``).
 SIZE_DEPTH = 3
 
@@ -129,7 +131,8 @@ def _load_weights(base, application: str, weights: str) -> None:
         warnings.simplefilter("always")
         try:
             base.load_weights(weights)
-            problem = next((str(w.message) for w in caught if issubclass(w.category, UserWarning)), None)
+            said = [str(w.message) for w in caught]
+            problem = next((m for m in said if any(p in m for p in PARTIAL_LOAD)), None)
         except (ValueError, OSError, KeyError) as error:
             problem = f"{type(error).__name__}: {_gist(error)}"
     if problem is not None:
