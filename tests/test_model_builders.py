@@ -329,6 +329,7 @@ COMMON_LAYERS = (
 ).split()
 
 
+@pytest.mark.slow
 def test_the_names_read_from_keras_source_are_the_names_keras_exports(keras):
     """Application and layer names, and the argument names of common layers, read without importing
     Keras, against the imported modules (a valid name or argument must never be refused)."""
