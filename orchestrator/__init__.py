@@ -51,6 +51,9 @@ PUBLIC: dict[str, str] = {
     # registering a Keras class without importing Keras; a factory whose **kwargs go to a Keras class
     "lazy": "orchestrator.factories",
     "forwards_to": "orchestrator.factories",
+    # what an installed package (Keras) defines, read from its source without importing it
+    "source_names": "orchestrator.source_signature",
+    "source_definition": "orchestrator.source_signature",
     # reading a config entry that selects a plugin ({name: ..., **arguments})
     "split_spec": "orchestrator.config",
     # splits in any form Model.fit accepts: arrays, (x, y), (x, y, sample_weight), dicts

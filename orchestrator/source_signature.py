@@ -9,10 +9,19 @@ re-exports (``keras.optimizers`` -> ``keras.src.optimizers.rmsprop``) and, where
 ``None`` whenever the source does not settle the question (a C extension, a
 base class from elsewhere); the check then waits for the import, as before.
 
+The same reading answers which names a module exports (``source_names``:
+the layers of ``keras.layers``, the models of ``keras.applications``) and
+where a class or function is defined (``source_definition``), so a plugin can
+check a name, or read a constant its code passes on, before the import.
+
 Example::
 
     source_parameters("keras.optimizers.RMSprop")
     # ['learning_rate', 'rho', 'momentum', 'epsilon', 'centered', 'weight_decay', ...]
+    source_names("keras.applications")
+    # ['ConvNeXtBase', ..., 'ResNet50', ..., 'convnext', 'densenet', ...]
+    source_definition("keras.applications.ResNet50")
+    # ('keras.src.applications.resnet', <ast.FunctionDef ResNet50>)
 """
 
 from __future__ import annotations
@@ -32,6 +41,37 @@ def source_parameters(target: str) -> list[str] | None:
     if found is None:
         return None
     return _parameters(*found, depth=MAX_DEPTH)
+
+
+def source_names(module: str) -> list[str] | None:
+    """The names ``module`` binds at its top level (definitions and imports), sorted; ``None``: unknown.
+
+    Example: ``"Dense" in source_names("keras.layers")``.
+    """
+    tree = _parse(module)
+    if tree is None:
+        return None
+    names: set[str] = set()
+    for node in _top_level(tree):
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    names.discard("*")
+    return sorted(names)
+
+
+def source_definition(target: str) -> tuple[str, ast.ClassDef | ast.FunctionDef] | None:
+    """``(module, syntax tree)`` of the class or function at the dotted path ``target``, found
+    through the package's re-exports without importing it; ``None``: not found.
+
+    Example: ``source_definition("keras.applications.ResNet50")[0] == "keras.src.applications.resnet"``.
+    """
+    module, _, name = target.rpartition(".")
+    found = _find(module, name, MAX_DEPTH)
+    if found is None or not isinstance(found[1], (ast.ClassDef, ast.FunctionDef)):
+        return None
+    return found[0], found[1]
 
 
 def _module_file(module: str) -> Path | None:
