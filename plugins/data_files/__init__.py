@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -97,7 +98,9 @@ def image_folder(
         sizes[name] = sum(len(files) for files in checks.class_folders(folder, key, f"{name}_path").values())
     channels = checks.COLOR_MODES[color_mode]
     shape = (size[0] * size[1] * channels,) if flatten else (*size, channels)
-    return _data(splits, shape, class_names, sizes, f"image_folder:{path}", {}, reusable=False)
+    return _data(
+        splits, shape, class_names, sizes, f"image_folder:{path}", {}, reusable=False, batch_size=batch_size
+    )
 
 
 def image_files(
@@ -159,7 +162,9 @@ def image_files(
     channels = checks.COLOR_MODES[color_mode]
     shape = (size[0] * size[1] * channels,) if flatten else (*size, channels)
     sizes = {name: len(parts[name]) for name in SPLITS}
-    return _data(splits, shape, class_names, sizes, f"image_files:{path}", {}, reusable=False)
+    return _data(
+        splits, shape, class_names, sizes, f"image_files:{path}", {}, reusable=False, batch_size=batch_size
+    )
 
 
 def csv(
@@ -260,7 +265,10 @@ def _npz_classes(y: np.ndarray) -> int | None:
     return int(values.max()) + 1
 
 
-def _data(splits, shape, class_names, sizes, source, extra, reusable: bool) -> Data:
+def _data(
+    splits, shape, class_names, sizes, source, extra, reusable: bool, batch_size: int | None = None
+) -> Data:
+    """The ``Data``; a source that batches itself gives ``batch_size``, and ``info["steps"]`` is one pass."""
     record = {"source": source, "samples": sizes, "class_names": class_names, **extra}
     log.info(
         "Data: %s: %s%s",
@@ -278,6 +286,9 @@ def _data(splits, shape, class_names, sizes, source, extra, reusable: bool) -> D
     }
     if class_names:
         info["num_classes"] = len(class_names)
+    if batch_size is not None:
+        info["batch_size"] = int(batch_size)
+        info["steps"] = {name: math.ceil(count / int(batch_size)) for name, count in sizes.items() if count}
     return Data(**{name: splits.get(name) for name in SPLITS}, info=info)
 
 

@@ -51,15 +51,14 @@ def read_splits(
     )
     validation, test = fractions
     held = validation + test
-    if held:
-        train, holdout = keras.utils.image_dataset_from_directory(
-            path, validation_split=held, subset="both", shuffle=True, seed=seed, **options
-        )
-    else:
-        train, holdout = (
-            keras.utils.image_dataset_from_directory(path, shuffle=True, seed=seed, **options),
-            None,
-        )
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints "Using N files for training" regardless
+        if held:
+            train, holdout = keras.utils.image_dataset_from_directory(
+                path, validation_split=held, subset="both", shuffle=True, seed=seed, **options
+            )
+        else:
+            train = keras.utils.image_dataset_from_directory(path, shuffle=True, seed=seed, **options)
+            holdout = None
     class_names = list(train.class_names)
     splits: dict[str, Any] = {"train": train, "validation": None, "test": None}
     if holdout is not None:
