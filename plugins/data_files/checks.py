@@ -259,8 +259,8 @@ NPZ_ARRAYS = {
 }
 
 
-def npz_shapes(path: Path, key: str) -> dict[str, tuple[int, ...]]:
-    """``{array name: shape}`` of an ``.npz``, read from the arrays' headers (nothing is loaded)."""
+def npz_headers(path: Path, key: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{array name: (shape, dtype)}`` of an ``.npz``, read from the arrays' headers (nothing is loaded)."""
     try:
         with zipfile.ZipFile(path) as archive:
             shapes = {}
@@ -273,7 +273,8 @@ def npz_shapes(path: Path, key: str) -> dict[str, tuple[int, ...]]:
                             if version == (1, 0)
                             else np.lib.format.read_array_header_2_0
                         )
-                        shapes[member[: -len(".npy")]] = tuple(read(handle)[0])
+                        shape, _, dtype = read(handle)
+                        shapes[member[: -len(".npy")]] = (tuple(shape), dtype)
             return shapes
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise UserError(f"{key}.path", f"{path} is not a NumPy .npz file ({error}).") from None
@@ -307,10 +308,18 @@ def npz_names(shapes: Mapping[str, tuple[int, ...]], key: str) -> dict[str, tupl
 def check_npz(args: Mapping[str, Any], key: str) -> dict[str, tuple[str, str]]:
     """``data=npz``: the arrays present, lengths that match, the same sample shape in every split."""
     path = _existing_file(args.get("path"), key, "a NumPy .npz file with x_train and y_train")
-    shapes = npz_shapes(path, key)
+    headers = npz_headers(path, key)
+    shapes = {name: shape for name, (shape, _) in headers.items()}
     names = npz_names(shapes, key)
     x_train, y_train = names["train"]
     for x, y in names.values():
+        for name in (x, y):
+            if headers[name][1].hasobject:
+                raise UserError(
+                    f"{key}.path",
+                    f"{name} holds Python objects, which NumPy loads only with pickling allowed (it could "
+                    "run code); save it as an array of numbers.",
+                )
         if not shapes[x] or not shapes[y]:
             raise UserError(f"{key}.path", f"{x} and {y} must hold one row per sample, not a single value.")
         if shapes[x][0] != shapes[y][0]:
