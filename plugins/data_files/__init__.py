@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 
 from orchestrator import Data, hookimpl
-from orchestrator_plugins.data_files import checks
+from orchestrator_plugins.data_files import arrays, checks
 from orchestrator_plugins.data_files.splits import SPLITS, by_column, counts, cut, resolve_fractions
 
 log = logging.getLogger("orchestrator.data")
@@ -226,19 +226,18 @@ def npz(
 
         data: {name: npz, path: arrays.npz}
     """
-    names = checks.check_npz(
+    names = arrays.check_npz(
         {"path": path, "validation_fraction": validation_fraction, "test_fraction": test_fraction}, key
     )
-    with np.load(Path(path).expanduser()) as archive:
-        arrays = {split: (archive[x], archive[y]) for split, (x, y) in names.items()}
-    given = {split: "the file" for split in arrays if split != "train"}
-    x_train, y_train = arrays["train"]
+    loaded = arrays.load_arrays(path, names)
+    given = {split: "the file" for split in loaded if split != "train"}
+    x_train, y_train = loaded["train"]
     parts = cut(len(x_train), *resolve_fractions(validation_fraction, test_fraction, key, given), seed, key)
-    splits = {name: arrays.get(name) for name in SPLITS}
+    splits = {name: loaded.get(name) for name in SPLITS}
     for name in SPLITS:
         if name not in given:
             splits[name] = (x_train[parts[name]], y_train[parts[name]]) if len(parts[name]) else None
-    classes = _npz_classes(y_train)
+    classes = arrays.class_count(y_train)
     class_names = [str(c) for c in range(classes)] if classes else None
     sizes = {name: (len(split[0]) if split is not None else 0) for name, split in splits.items()}
     return _data(splits, tuple(x_train.shape[1:]), class_names, sizes, f"npz:{path}", {}, reusable=True)
@@ -253,16 +252,6 @@ def _class_numbers(labels: list[str]) -> tuple[np.ndarray, list[str]]:
     names = sorted(set(labels), key=int if numbers else str)
     index = {name: i for i, name in enumerate(names)}
     return np.asarray([index[label] for label in labels], dtype="int64"), names
-
-
-def _npz_classes(y: np.ndarray) -> int | None:
-    """The class count of labels that are one-hot rows or class numbers; ``None`` for a regression target."""
-    if y.ndim == 2 and y.shape[1] > 1:
-        return int(y.shape[1])
-    values = y.reshape(len(y), -1)[:, 0] if y.ndim > 1 else y
-    if not len(values) or not np.all(values == np.round(values)):
-        return None
-    return int(values.max()) + 1
 
 
 def _data(
@@ -315,4 +304,4 @@ def orchestrator_register_data_sources(registry):
     registry.add("image_folder", image_folder, check=checks.check_image_folder)
     registry.add("image_files", image_files, check=checks.check_image_files)
     registry.add("csv", csv, check=checks.check_table)
-    registry.add("npz", npz, check=checks.check_npz)
+    registry.add("npz", npz, check=arrays.check_npz)

@@ -4,8 +4,8 @@ Each ``check_*`` function is a registry ``check(args, key)``: it runs with the
 rest of the config check, so a wrong path, a missing column or mismatched
 arrays stop the command before TensorFlow loads and before any MLflow run
 exists. The readers here use the standard library, NumPy and Pillow only (a
-CSV's header with :mod:`csv`, a Parquet file's schema with pyarrow, an
-``.npz``'s array headers with :mod:`zipfile`). Example::
+CSV's header with :mod:`csv`, a Parquet file's schema with pyarrow; an
+``.npz``'s arrays are checked in ``arrays.py``). Example::
 
     check_image_folder({"path": "flowers", "image_size": [64, 64]}, "data")
 """
@@ -13,7 +13,6 @@ CSV's header with :mod:`csv`, a Parquet file's schema with pyarrow, an
 from __future__ import annotations
 
 import csv
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +142,7 @@ class ImageRows:
 
 def image_rows(args: Mapping[str, Any], key: str) -> ImageRows:
     """The rows of ``data=image_files``'s CSV, checked: columns, files, split column."""
-    path = _existing_file(args.get("path"), key, "a CSV file with a column of image files and one of labels")
+    path = existing_file(args.get("path"), key, "a CSV file with a column of image files and one of labels")
     file_column, label_column = args.get("file", "file"), args.get("label", "label")
     split_column = args.get("split_column")
     with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -209,7 +208,7 @@ def table_columns(path: Path, separator: str = ",") -> list[str]:
 
 def check_table(args: Mapping[str, Any], key: str) -> None:
     """``data=csv``: the file, the label, feature, categorical and split columns, the split fractions."""
-    path = _existing_file(args.get("path"), key, "a .csv file (or .parquet) with a header row")
+    path = existing_file(args.get("path"), key, "a .csv file (or .parquet) with a header row")
     try:
         columns = table_columns(path, args.get("separator", ","))
     except Exception as error:
@@ -249,101 +248,10 @@ def _refuse_unknown_column(column: str, columns: Sequence[str], key: str, path: 
         )
 
 
-# -- arrays -------------------------------------------------------------------------------
-
-#: The arrays of a ``data=npz`` file: split -> (x name, y name), with the accepted short names.
-NPZ_ARRAYS = {
-    "train": (("x_train",), ("y_train",)),
-    "validation": (("x_validation", "x_val"), ("y_validation", "y_val")),
-    "test": (("x_test",), ("y_test",)),
-}
-
-
-def npz_headers(path: Path, key: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """``{array name: (shape, dtype)}`` of an ``.npz``, read from the arrays' headers (nothing is loaded)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            shapes = {}
-            for member in archive.namelist():
-                if member.endswith(".npy"):
-                    with archive.open(member) as handle:
-                        version = np.lib.format.read_magic(handle)
-                        read = (
-                            np.lib.format.read_array_header_1_0
-                            if version == (1, 0)
-                            else np.lib.format.read_array_header_2_0
-                        )
-                        shape, _, dtype = read(handle)
-                        shapes[member[: -len(".npy")]] = (tuple(shape), dtype)
-            return shapes
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise UserError(f"{key}.path", f"{path} is not a NumPy .npz file ({error}).") from None
-
-
-def npz_names(shapes: Mapping[str, tuple[int, ...]], key: str) -> dict[str, tuple[str, str]]:
-    """``{split: (x name, y name)}`` for the splits the file holds; train is required, pairs complete."""
-    found: dict[str, tuple[str, str]] = {}
-    listed = ", ".join(sorted(shapes)) or "(none)"
-    for split, (x_names, y_names) in NPZ_ARRAYS.items():
-        x = [name for name in x_names if name in shapes]
-        y = [name for name in y_names if name in shapes]
-        if len(x) > 1 or len(y) > 1:
-            raise UserError(
-                f"{key}.path", f"the file has both {' and '.join(x + y)}; keep one name per array."
-            )
-        if not x and not y:
-            if split == "train":
-                raise UserError(f"{key}.path", f"the file needs x_train and y_train; it has {listed}.")
-            continue
-        if not x or not y:
-            lacking = y_names[0] if x else x_names[0]
-            raise UserError(
-                f"{key}.path",
-                f"{lacking} is missing (each x array needs its y array); the file has {listed}.",
-            )
-        found[split] = (x[0], y[0])
-    return found
-
-
-def check_npz(args: Mapping[str, Any], key: str) -> dict[str, tuple[str, str]]:
-    """``data=npz``: the arrays present, lengths that match, the same sample shape in every split."""
-    path = _existing_file(args.get("path"), key, "a NumPy .npz file with x_train and y_train")
-    headers = npz_headers(path, key)
-    shapes = {name: shape for name, (shape, _) in headers.items()}
-    names = npz_names(shapes, key)
-    x_train, y_train = names["train"]
-    for x, y in names.values():
-        for name in (x, y):
-            if headers[name][1].hasobject:
-                raise UserError(
-                    f"{key}.path",
-                    f"{name} holds Python objects, which NumPy loads only with pickling allowed (it could "
-                    "run code); save it as an array of numbers.",
-                )
-        if not shapes[x] or not shapes[y]:
-            raise UserError(f"{key}.path", f"{x} and {y} must hold one row per sample, not a single value.")
-        if shapes[x][0] != shapes[y][0]:
-            raise UserError(
-                f"{key}.path",
-                f"{x} has {shapes[x][0]} samples but {y} has {shapes[y][0]}; "
-                "they must match, one label per sample.",
-            )
-        if shapes[x][1:] != shapes[x_train][1:] or shapes[y][1:] != shapes[y_train][1:]:
-            raise UserError(
-                f"{key}.path",
-                f"the samples of {x}/{y} have the shape {shapes[x][1:]}/{shapes[y][1:]}, those of "
-                f"{x_train}/{y_train} {shapes[x_train][1:]}/{shapes[y_train][1:]}; they must be the same.",
-            )
-    given = {split: f"{names[split][0]} in the file" for split in ("validation", "test") if split in names}
-    fractions = resolve_fractions(args.get("validation_fraction"), args.get("test_fraction"), key, given)
-    counts(shapes[x_train][0], *fractions, key)
-    return names
-
-
 # -- shared -------------------------------------------------------------------------------
 
 
-def _existing_file(path: Any, key: str, what: str) -> Path:
+def existing_file(path: Any, key: str, what: str) -> Path:
     if path is None:
         raise UserError(f"{key}.path", f"give {what}.")
     file = Path(path).expanduser()
