@@ -41,6 +41,10 @@ log = logging.getLogger("orchestrator.data")
 #: What a tag may hold; the whole record is in the artifact.
 TAG_LIMIT = 5000
 ColorMode = Literal["grayscale", "rgb", "rgba"]
+#: The resizing methods ``image_dataset_from_directory`` accepts.
+Interpolation = Literal[
+    "bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic"
+]
 
 
 def image_folder(
@@ -55,7 +59,7 @@ def image_folder(
     validation_path: str | None = None,
     test_path: str | None = None,
     seed: int = 0,
-    interpolation: str = "bilinear",
+    interpolation: Interpolation = "bilinear",
     crop_to_aspect_ratio: bool = False,
     flatten: bool = False,
     verify_images: bool = True,
@@ -80,19 +84,19 @@ def image_folder(
     sizes = counts(sum(len(files) for files in classes.values()), *fractions, key, "images")
     size = checks.check_image_size(image_size, key)
     splits, class_names = read_splits(
-        str(path),
-        validation_path,
-        test_path,
-        fractions,
-        sizes,
-        size,
-        color_mode,
-        label_mode,
-        batch_size,
-        seed,
-        interpolation,
-        crop_to_aspect_ratio,
-        flatten,
+        path=str(path),
+        validation_path=validation_path,
+        test_path=test_path,
+        fractions=fractions,
+        sizes=sizes,
+        image_size=size,
+        color_mode=color_mode,
+        label_mode=label_mode,
+        batch_size=batch_size,
+        seed=seed,
+        interpolation=interpolation,
+        crop_to_aspect_ratio=crop_to_aspect_ratio,
+        flatten=flatten,
     )
     for name, folder in separate.items():
         sizes[name] = sum(len(files) for files in checks.class_folders(folder, key, f"{name}_path").values())
@@ -191,14 +195,15 @@ def csv(
     """
     from orchestrator_plugins.data_files._tables import prepare, read_table
 
-    table = read_table(Path(path), separator)
+    file = checks.existing_file(path, key, "a .csv file (or .parquet) with a header row")
+    table = read_table(file, separator)
     if split_column is not None:
         parts = by_column(table[split_column].tolist(), f"{key}.split_column")
     else:
         parts = cut(len(table), *resolve_fractions(validation_fraction, test_fraction, key), seed, key)
     prepared = prepare(table, label, features, categorical, normalize, parts, key, split_column)
     sizes = {name: len(parts[name]) for name in SPLITS}
-    kind = "parquet" if Path(path).suffix.lower() in checks.PARQUET_SUFFIXES else "csv"
+    kind = "parquet" if file.suffix.lower() in checks.PARQUET_SUFFIXES else "csv"
     return _data(
         prepared["splits"],
         prepared["input_shape"],

@@ -79,8 +79,8 @@ class ImageFiles(keras.utils.PyDataset):
         height, width = self.image_size
         try:
             with Image.open(file) as image:
-                image = image.convert(self.mode).resize((width, height), Image.BILINEAR)
-                pixels = np.asarray(image, dtype="float32")
+                resized = image.convert(self.mode).resize((width, height), Image.Resampling.BILINEAR)
+                pixels = np.asarray(resized, dtype="float32")
         except (OSError, ValueError) as error:
             raise UserError(f"{self.key}.path", f"the image {file} cannot be read: {error}") from None
         return pixels[..., None] if pixels.ndim == 2 else pixels

@@ -61,7 +61,7 @@ def prepare(
     stds = {c: _std(train[c]) for c in numeric} if normalize else {}
     y_all, class_names = _labels(table[label], key)
     columns = [*numeric, *(f"{c}={v}" for c in categorical for v in categories[c])]
-    splits = {}
+    splits: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
     for name in ("train", "validation", "test"):
         chosen = rows[name]
         if not len(chosen):

@@ -92,12 +92,12 @@ def cut(count: int, validation: float, test: float, seed: int, key: str) -> dict
 
 def by_column(values: Sequence[object], key: str) -> dict[str, np.ndarray]:
     """``{split: row numbers}`` from a column whose values are ``train``, ``validation`` or ``test``."""
-    values = np.asarray([str(value).strip() for value in values])
-    wrong = sorted(set(values.tolist()) - set(SPLITS))
+    names = np.asarray([str(value).strip() for value in values])
+    wrong = sorted(set(names.tolist()) - set(SPLITS))
     if wrong:
         shown = ", ".join(repr(value) for value in wrong[:5])
         raise UserError(key, f"every value must be train, validation or test; found {shown}.")
-    rows = {name: np.flatnonzero(values == name) for name in SPLITS}
+    rows = {name: np.flatnonzero(names == name) for name in SPLITS}
     if not len(rows["train"]):
         raise UserError(key, "no row is marked train; the model needs rows to train on.")
     return rows
