@@ -4,11 +4,13 @@ Every file is written here: 60 real Fashion-MNIST images (3 classes x 20, read
 from Debian's IDX files and saved as PNG with Pillow), a CSV listing them, the
 iris table (scikit-learn's bundled copy) as CSV and Parquet, and ``.npz`` files.
 
-* Through the real CLI: one run on the image folder and one on the image list
-  (``model=mlp``, no input size given), one sweep over the CSV and the Parquet
-  file; their MLflow records and output files are read back.
-* In-process: what each source hands Keras, against an independent recount
-  (the IDX pixels, NumPy statistics of the training rows, the split rule).
+* Through the real CLI, one sweep over four data config entries the test writes
+  (``--config-dir``): the image folder, the CSV, the Parquet file and the
+  ``.npz``, each trained by ``model=mlp`` with no input size given; the MLflow
+  records and output files are read back.
+* In-process: what each source hands Keras (the image list trained with worker
+  threads), against an independent recount (the IDX pixels, NumPy statistics
+  of the training rows, the split rule).
 * Mistakes: each answered before TensorFlow, with no MLflow run.
 """
 
@@ -31,7 +33,6 @@ from tests.conftest import (
     cli_env,
     heavy_modules_imported,
     mlflow_client,
-    only_run,
     parent_and_children,
     run_cli,
 )
@@ -99,6 +100,18 @@ def files(tmp_path_factory) -> Path:
             Image.fromarray(images[index]).save(broken / name / f"{index}.png")
     (broken / "b" / "garbage.png").write_bytes(b"these bytes are no image at all" * 3)
     write_csv(root / "missing_file.csv", ["file", "label"], [*rows[:5], ("images/bag/nothing.png", "bag")])
+
+    entries = root / "conf" / "data"  # config entries of the user's own, found with --config-dir
+    entries.mkdir(parents=True)
+    entries.joinpath("fashion_folder.yaml").write_text(
+        f"name: image_folder\npath: {root / 'images'}\nimage_size: [28, 28]\ncolor_mode: grayscale\n"
+        "flatten: true\nbatch_size: 8\n"
+    )
+    for name in ("csv", "parquet"):
+        entries.joinpath(f"iris_{name}.yaml").write_text(
+            f"name: csv\npath: {root / f'iris.{name}'}\nlabel: species\nsplit_column: split\n"
+        )
+    entries.joinpath("arrays.yaml").write_text(f"name: npz\npath: {root / 'arrays.npz'}\n")
     return root
 
 
@@ -113,31 +126,47 @@ def check(result) -> None:
     assert result.returncode == 0, f"the run failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 
 
-# -- image_folder through the CLI -------------------------------------------------------------
+# -- one sweep through the CLI: the image folder, the CSV, the Parquet file, the .npz ------------
+
+SOURCES = ("fashion_folder", "iris_csv", "iris_parquet", "arrays")
 
 
 @pytest.fixture(scope="module")
-def image_folder_run(files, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("image_folder_run")
-    result = run_cli("data=image_folder", f"data.path={files / 'images'}", *IMAGES, *SMALL, cwd=folder)
+def sweep(files, tmp_path_factory):
+    """``python -m orchestrator --config-dir <files>/conf -m data=<the four entries>``: one process, one
+    MLflow run per source, ``model=mlp`` sized by each source."""
+    folder = tmp_path_factory.mktemp("sweep")
+    result = run_cli(
+        "--config-dir", str(files / "conf"), "-m", f"data={','.join(SOURCES)}", *SMALL, cwd=folder
+    )
     check(result)
-    return folder, only_run(folder, "default")
+    _, children = parent_and_children(mlflow_client(folder), "default")
+    runs = {run.data.tags["orchestrator.overrides"].split()[0].removeprefix("data="): run for run in children}
+    assert sorted(runs) == sorted(SOURCES)
+    return folder, runs
+
+
+def recorded(folder: Path, run) -> dict:
+    path = mlflow_client(folder).download_artifacts(run.info.run_id, "data/data_info.json")
+    return json.loads(Path(path).read_text())
+
+
+def samples(run) -> dict[str, int]:
+    return {name: int(run.data.tags[f"data.samples.{name}"]) for name in ("train", "validation", "test")}
 
 
 @pytest.mark.slow
-def test_an_image_folder_trains_end_to_end_and_records_its_class_names(image_folder_run):
-    folder, run = image_folder_run
+def test_an_image_folder_trains_end_to_end_and_records_its_class_names(sweep):
+    folder, runs = sweep
+    run = runs["fashion_folder"]
     assert run.info.status == "FINISHED"
     assert json.loads(run.data.tags["data.class_names"]) == ["bag", "sneaker", "trouser"]
     assert run.data.tags["data_source"].startswith("image_folder:")
     assert np.isfinite(run.data.metrics["fit/loss"]) and "test/loss" in run.data.metrics
     # 60 images: int(0.3 * 60) = 18 held out, int(0.2 * 60) = 12 of them validate, 6 test
-    samples = {name: int(run.data.tags[f"data.samples.{name}"]) for name in ("train", "validation", "test")}
-    assert samples == {"train": 42, "validation": 12, "test": 6}
-    record = json.loads(
-        Path(mlflow_client(folder).download_artifacts(run.info.run_id, "data/data_info.json")).read_text()
-    )
-    assert record["class_names"] == ["bag", "sneaker", "trouser"] and record["samples"] == samples
+    assert samples(run) == {"train": 42, "validation": 12, "test": 6}
+    record = recorded(folder, run)
+    assert record["class_names"] == ["bag", "sneaker", "trouser"] and record["samples"] == samples(run)
 
 
 def test_an_image_folder_streams_each_split_from_disk_and_splits_every_image_once(files):
@@ -217,40 +246,13 @@ def test_an_image_that_breaks_at_read_time_names_the_file(files, tmp_path):
 # -- csv and Parquet through the CLI ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def table_sweep(files, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("table_sweep")
-    paths = ",".join(str(files / name) for name in ("iris.csv", "iris.parquet"))
-    result = run_cli(
-        "-m",
-        "data=csv",
-        f"data.path={paths}",
-        "data.label=species",
-        "data.split_column=split",
-        *SMALL,
-        cwd=folder,
-    )
-    check(result)
-    _, children = parent_and_children(mlflow_client(folder), "default")
-    runs = {Path(run.data.params["data.path"]).suffix: run for run in children}
-    assert sorted(runs) == [".csv", ".parquet"]
-    return folder, runs
-
-
-def recorded(folder: Path, run) -> dict:
-    path = mlflow_client(folder).download_artifacts(run.info.run_id, "data/data_info.json")
-    return json.loads(Path(path).read_text())
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_a_table_trains_without_an_input_size_and_records_training_only_statistics(
-    files, table_sweep, suffix
-):
+@pytest.mark.parametrize("entry", ["iris_csv", "iris_parquet"])
+def test_a_table_trains_without_an_input_size_and_records_training_only_statistics(files, sweep, entry):
     import pandas as pd
 
-    folder, runs = table_sweep
-    run = runs[suffix]
+    folder, runs = sweep
+    run = runs[entry]
     assert run.info.status == "FINISHED" and "model.input_shape" not in run.data.params
     assert json.loads(run.data.tags["data.class_names"]) == ["setosa", "versicolor", "virginica"]
     record = recorded(folder, run)
@@ -294,6 +296,17 @@ def test_a_table_cut_by_fractions_standardises_with_the_training_rows_only(files
 
 
 # -- npz and the split rule ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_npz_trains_through_the_cli_with_its_own_validation_arrays(sweep):
+    _, runs = sweep
+    run = runs["arrays"]
+    assert run.info.status == "FINISHED" and run.data.tags["data_source"].startswith("npz:")
+    assert samples(run) == {"train": 45, "validation": 6, "test": 5}
+    assert json.loads(run.data.tags["data.class_names"]) == ["0", "1", "2", "3"]
+    predictions = Path(run.data.tags["orchestrator.output_dir"]) / "predictions" / "predict.npy"
+    assert np.load(predictions).shape == (5, 4)  # the 5 test rows, one probability per class
 
 
 def test_an_npz_gives_its_arrays_and_cuts_the_missing_test_split_from_training(files):
