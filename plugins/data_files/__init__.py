@@ -8,8 +8,8 @@
     data=npz data.path=arrays.npz                                  # x_train, y_train, ...
 
 Every source checks its paths, columns and array shapes with the rest of the
-config (``checks.py``), before TensorFlow is imported and before any MLflow run
-exists, and splits by the same rule (``splits.py``): seeded fractions, or a
+config (``checks.py``, ``arrays.py``), before TensorFlow is imported and before
+any MLflow run exists, and splits by the same rule (``splits.py``): seeded fractions, or a
 split of its own (a folder, a split column, arrays in the file). Each gives the
 model builders ``input_shape`` and ``num_classes`` in ``info`` (so ``model=mlp``
 needs no sizes), and what the run should record in ``info["record"]``: the class

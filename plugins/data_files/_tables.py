@@ -59,7 +59,7 @@ def prepare(
     categories = {c: sorted({str(v) for v in train[c]}) for c in categorical}
     means = {c: float(train[c].astype("float64").mean()) for c in numeric} if normalize else {}
     stds = {c: _std(train[c]) for c in numeric} if normalize else {}
-    y_all, class_names = _labels(table[label], key)
+    y_all, class_names = _labels(table[label])
     columns = [*numeric, *(f"{c}={v}" for c in categorical for v in categories[c])]
     splits: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
     for name in ("train", "validation", "test"):
@@ -99,7 +99,7 @@ def _std(column: pd.Series) -> float:
     return std if std > 0 else 1.0
 
 
-def _labels(column: pd.Series, key: str) -> tuple[np.ndarray, list[str] | None]:
+def _labels(column: pd.Series) -> tuple[np.ndarray, list[str] | None]:
     """Class numbers and class names, or (a regression target) float32 values and ``None``."""
     if _is_number(column):
         values = column.to_numpy(dtype="float64")
