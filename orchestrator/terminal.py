@@ -59,6 +59,12 @@ class LineStream:
             self._line.open = not text.endswith("\n")
         return written
 
+    def close(self) -> None:
+        """Flush only: the wrapped stream is the process's own. (absl's log handler, made while
+        the wrapper was ``sys.stderr``, closes its stream when Hydra sets up logging for a sweep's
+        next job; closing ``stderr`` then would fail that job's first warning.)"""
+        self._stream.flush()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
