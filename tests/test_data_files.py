@@ -354,6 +354,10 @@ def mistakes(files: Path) -> list[tuple[list[str], tuple[str, ...]]]:
             [table, f"data.path={files / 'iris.parquet'}", "data.label=species", "data.features=[colur]"],
             ("data.features", "no column 'colur'", "Did you mean 'colour'?"),
         ),
+        (  # a sweep over data.path: each job's own path is checked, before the first job trains
+            ["-m", table, f"data.path={files / 'iris.csv'},{files / 'nowhere.csv'}", "data.label=species"],
+            ("data.path", "nowhere.csv does not exist", "(job 1: data.path="),
+        ),
         (
             [npz, f"data.path={files / 'no_labels.npz'}"],
             ("data.path", "y_train is missing", "x_test, x_train"),
