@@ -60,8 +60,10 @@ class LineStream:
         return written
 
     def close(self) -> None:
-        """Never closes the stream it writes to: a logging handler that took this wrapper for its
-        stream (absl's, at TensorFlow's import) closes it when logging is configured again."""
+        """Flush only: the wrapped stream is the process's own. (absl's log handler, made while
+        the wrapper was ``sys.stderr``, closes its stream when Hydra sets up logging for a sweep's
+        next job; closing ``stderr`` then would fail that job's first warning.)"""
+        self._stream.flush()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

@@ -223,13 +223,31 @@ def check_before_sweep(config: DictConfig) -> None:
     A mistake that every job would share (a misspelt key, a wrong value) ends the
     command here, before the parent run is created; so does a wrong swept value of a
     grid sweep (:mod:`orchestrator.sweep.grid`). Each job is checked again when it starts.
+    A complaint of the base config about a key the sweep sets (``data.path=a.csv,b.csv``
+    over a default ``path: null``) is left to the check of each job's own values.
     """
     try:
-        check_job(config)
+        try:
+            check_job(config)
+        except UserError as error:
+            if not _is_swept(error.key, list(config.hydra.overrides.task)):
+                raise
         _check_launcher(config.hydra.launcher)
         check_jobs(config, grid_jobs(config) or [])
     except UserError as error:
         exit_on(error)
+
+
+def _is_swept(key: str, overrides: list[str]) -> bool:
+    """Whether ``key`` (``data.path``) is, or lies under, a key or group that ``overrides`` sweep."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:
+        return False
+    swept = [override.key_or_group for override in parsed if override.is_sweep_override()]
+    return any(key == name or key.startswith(f"{name}.") for name in swept)
 
 
 def _check_launcher(launcher: DictConfig) -> None:
