@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 #: Overrides that keep a plumbing test's training tiny: one epoch of a few steps.
 TINY = ["trainer.epochs=1", "trainer.limit_batches=5"]
+#: The MNIST split shipped with the project (never the Keras loader), no progress bar.
+QUIET = ["data.source=bundled", "trainer.verbose=0"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.secrets import MASK, masked
 from tests.conftest import (
+    QUIET,
     cli_env,
     fixture_env,
     interrupt,
@@ -18,14 +19,15 @@ from tests.conftest import (
     run_cli,
 )
 
-TINY = ["data.source=bundled", "trainer.limit_batches=5", "trainer.verbose=0"]
+#: Short epochs of the shipped split; each test sets its own epoch count where it matters.
+SHORT = [*QUIET, "trainer.limit_batches=5"]
 
 
 @pytest.mark.slow
 def test_a_diverging_loss_fails_the_run_and_keeps_the_last_good_checkpoint(workdir):
     result = run_cli(
         "+experiment=guide_fine_tuning",
-        *TINY,
+        *SHORT,
         "stages.fine_tune.optimizer={name:sgd,learning_rate:1.0e12}",
         cwd=workdir,
     )
@@ -63,7 +65,7 @@ def test_secret_values_are_masked_at_any_depth():
 def test_secrets_never_reach_mlflow_params_tags_or_artifacts(workdir):
     result = run_cli(
         "+experiment=mnist",
-        *TINY,
+        *SHORT,
         "trainer.epochs=1",
         "+tracking.tags.api_token=abc123",
         "+tracking.tags.db_password=hunter2",
@@ -82,7 +84,7 @@ def test_secrets_never_reach_mlflow_params_tags_or_artifacts(workdir):
 @pytest.mark.slow
 def test_ctrl_c_ends_the_run_killed_with_a_short_message(workdir):
     ctrl_c = interrupt("ctrl_c", 1, 2, "INT", workdir / "ctrl_c")
-    result = run_cli("+experiment=mnist", *TINY, "trainer.epochs=50", ctrl_c, cwd=workdir, env=fixture_env())
+    result = run_cli("+experiment=mnist", *SHORT, "trainer.epochs=50", ctrl_c, cwd=workdir, env=fixture_env())
     assert result.returncode == 130
     assert "Traceback" not in result.stderr and "Interrupted" in result.stderr
     run = only_run(workdir, "mnist")
@@ -93,7 +95,7 @@ def test_ctrl_c_ends_the_run_killed_with_a_short_message(workdir):
 @pytest.mark.slow
 def test_an_interrupted_sweep_still_reports_and_fails_its_parent_run(workdir):
     ctrl_c = interrupt("ctrl_c", 1, 2, "INT", workdir / "ctrl_c")
-    args = ["-m", "+experiment=mnist", "seed=1,2,3", *TINY, "trainer.epochs=50", ctrl_c]
+    args = ["-m", "+experiment=mnist", "seed=1,2,3", *SHORT, "trainer.epochs=50", ctrl_c]
     result = run_cli(*args, cwd=workdir, env=fixture_env())
     assert result.returncode == 130
     client = mlflow_client(workdir)
@@ -130,7 +132,7 @@ def test_a_corrupt_data_file_is_named_with_what_is_wrong(workdir):
     ],
 )
 def test_labels_that_do_not_fit_the_loss_or_the_outputs_get_a_hint_about_the_label_format(workdir, override):
-    result = run_cli("+experiment=mnist", *TINY, override, "tracking=off", cwd=workdir)
+    result = run_cli("+experiment=mnist", *SHORT, override, "tracking=off", cwd=workdir)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "stages.fit" in result.stderr and "Check data.one_hot" in result.stderr
@@ -139,7 +141,7 @@ def test_labels_that_do_not_fit_the_loss_or_the_outputs_get_a_hint_about_the_lab
 
 def test_a_target_outside_the_allowlist_is_refused_before_anything_runs(workdir):
     evil = "+callbacks.evil={_target_: os.system, _args_: ['touch pwned']}"
-    result = run_cli("+experiment=mnist", *TINY, evil, cwd=workdir)
+    result = run_cli("+experiment=mnist", *SHORT, evil, cwd=workdir)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "callbacks.evil._target_" in result.stderr and "security.allowed_targets" in result.stderr
@@ -151,7 +153,7 @@ def test_a_target_outside_the_allowlist_is_refused_before_anything_runs(workdir)
 def test_allowed_targets_build_keras_objects_and_the_allowlist_extends(workdir):
     args = [
         "+experiment=mnist",
-        *TINY,
+        *SHORT,
         "tracking=off",
         "stages.predict=null",
         "+callbacks.nan={_target_: keras.callbacks.TerminateOnNaN}",
@@ -191,7 +193,7 @@ def saved_models(tmp_path_factory) -> Path:
 def test_a_saved_model_loads_in_safe_mode_and_a_lambda_layer_is_refused(workdir, saved_models):
     def evaluate(name: str):
         return run_cli(
-            "+experiment=mnist", *TINY, "tracking=off", "stages.fit=null", "stages.predict=null",
+            "+experiment=mnist", *SHORT, "tracking=off", "stages.fit=null", "stages.predict=null",
             "model=keras_file", f"model.path={saved_models / name}", cwd=workdir,
         )  # fmt: skip
 
