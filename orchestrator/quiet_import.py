@@ -1,4 +1,4 @@
-"""Import TensorFlow and Keras without their start-up noise on stderr.
+"""Import Keras (and TensorFlow, when it is the backend) without their start-up noise on stderr.
 
 TensorFlow's C++ runtime writes informational lines to the terminal while it
 loads (oneDNN notes, "Could not find cuda drivers", CPU instruction sets) that
@@ -36,9 +36,12 @@ NOISE = (
 
 
 def import_keras() -> Any:
-    """``import keras`` (and TensorFlow, and a first device query) with the noise filtered.
+    """``import keras`` (and its backend, and a first device query) with the noise filtered.
 
-    Once Keras is imported (``sys.modules`` knows it) this is a plain ``import keras``.
+    The backend is the one ``KERAS_BACKEND`` names (:func:`orchestrator.backend.use_backend`
+    sets it): TensorFlow is imported only when it is the backend, or when the run itself
+    uses it (:func:`orchestrator.backend.tensorflow_on_demand`). Once Keras is imported
+    (``sys.modules`` knows it) this is a plain ``import keras``.
     """
     if "keras" in sys.modules or os.environ.get("ORCHESTRATOR_TF_NOISE") == "1":
         import keras
@@ -46,9 +49,19 @@ def import_keras() -> Any:
         return keras
     with _filtered_stderr():
         import keras
-        import tensorflow as tf
 
-        tf.config.list_physical_devices()
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        else:
+            from orchestrator.backend import tensorflow_on_demand
+
+            tensorflow_on_demand()
+            if keras.backend.backend() == "jax":
+                import jax
+
+                jax.devices()
     # The millions of objects TensorFlow and Keras create at import live as long as
     # the process: leave them out of every later garbage collection, which makes the
     # collection Keras runs between the jobs of a sweep several times cheaper.

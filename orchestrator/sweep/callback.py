@@ -28,6 +28,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from orchestrator.backend import check_sweep_backends
 from orchestrator.errors import UserError, exit_on
 from orchestrator.folders import Claim, claim_folder, follows_a_chief, named_by_time
 from orchestrator.overrides import check_group_choices
@@ -93,7 +94,8 @@ class SweepCallback(Callback):
         node = config.hydra[mode]
         pattern = OmegaConf.to_container(node, resolve=False)["dir"]
         wanted = Path(str(node.dir))
-        index = RunIndex(Path(config.hydra.runtime.cwd), command_key(list(config.hydra.overrides.task)), kind)
+        key = command_key(list(config.hydra.overrides.task), backend=str(config.get("backend", "tensorflow")))
+        index = RunIndex(Path(config.hydra.runtime.cwd), key, kind)
 
         def resumes(folder: Path) -> bool:
             entry = index.read() or {}
@@ -224,12 +226,20 @@ def check_before_sweep(config: DictConfig) -> None:
 
     A mistake that every job would share (a misspelt key, a wrong value) ends the
     command here, before the parent run is created; so does a wrong swept value of a
-    grid sweep (:mod:`orchestrator.sweep.grid`). Each job is checked again when it starts.
+    grid sweep (:mod:`orchestrator.sweep.grid`), and a sweep over Keras backends whose
+    launcher runs jobs in one process. Each job is checked again when it starts.
     """
+    backends = {str(config.backend)}
+
+    def check(job: DictConfig) -> None:
+        _check_job(job)
+        backends.add(str(job.backend))
+
     try:
         _check_job(config)
         _check_launcher(config.hydra.launcher)
-        check_jobs(config, _check_job)
+        check_jobs(config, check)
+        check_sweep_backends(backends, str(config.hydra.launcher.get("_target_", "")))
     except UserError as error:
         exit_on(error)
 
