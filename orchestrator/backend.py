@@ -66,21 +66,32 @@ def check_backend(backend: object, strategy: str | None = None) -> str:
     return str(backend)
 
 
-def use_backend(backend: str, environment: str | None = None, deterministic: bool = False) -> None:
+def use_backend(
+    backend: str, environment: str | None = None, deterministic: bool = False, first_run: bool = True
+) -> None:
     """Make ``backend`` the one Keras loads; refuse when Keras already runs another in this process.
 
     ``environment`` is the ``KERAS_BACKEND`` the process started with: when it names
     another backend a warning says so, and the config wins. ``deterministic`` on
     JAX adds ``--xla_gpu_deterministic_ops=true`` to ``XLA_FLAGS`` (XLA on CPU is
-    deterministic already).
+    deterministic already). ``first_run``: no earlier job of this process imported
+    Keras, so a plugin did when it loaded.
     """
     if "keras" in sys.modules:
         running = sys.modules["keras"].backend.backend()
+        if running != backend and first_run:
+            raise UserError(
+                "backend",
+                f"Keras was imported on {running} before this run could choose backend={backend} "
+                "(a plugin that imports Keras when it loads does that; Keras reads KERAS_BACKEND once). "
+                f"Set KERAS_BACKEND={backend} in the environment as well, or import Keras inside the "
+                "plugin's factories.",
+            )
         if running != backend:
             raise UserError(
                 "backend",
-                f"Keras already runs on {running} in this process, so backend={backend} cannot "
-                f"take effect (Keras reads KERAS_BACKEND once). Run each job in its own process: "
+                f"Keras already runs on {running} in this process (an earlier job), so backend={backend} "
+                f"cannot take effect (Keras reads KERAS_BACKEND once). Run each job in its own process: "
                 f"{SWEEP_HINT}.",
             )
     if environment and environment != backend:

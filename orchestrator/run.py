@@ -90,7 +90,8 @@ def execute(context: RunContext) -> float | None:
     the model is built and compiled in its scope.
     """
     spec = context.spec
-    use_backend(spec.backend, context.session.environment_backend, spec.deterministic)
+    session = context.session
+    use_backend(spec.backend, session.environment_backend, spec.deterministic, first_run=not session.runs)
     context.distribution = distribute(context)
     with worker_files(context):
         return _execute(context)
