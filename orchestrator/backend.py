@@ -15,7 +15,7 @@ on one backend for as long as it lives. The host therefore:
 
 Example::
 
-    check_backend(cfg.backend, strategy=None)       # UserError at "backend" when wrong
+    check_backend(cfg.backend)                      # UserError at "backend" when wrong
     use_backend("jax", environment=session.environment_backend)
 """
 
@@ -25,6 +25,7 @@ import importlib.util
 import logging
 import os
 import sys
+from typing import Any
 
 from orchestrator.errors import UserError
 
@@ -43,11 +44,12 @@ SWEEP_HINT = (
 )
 
 
-def check_backend(backend: object, strategy: str | None = None) -> str:
+def check_backend(backend: object, strategy: tuple[str, Any] | None = None) -> str:
     """``backend`` when Keras can use it here; a :class:`UserError` naming ``backend`` otherwise.
 
-    ``strategy`` is the registered name of ``trainer.strategy``: those are
-    ``tf.distribute`` strategies, which only the TensorFlow backend runs.
+    ``strategy`` is ``trainer.strategy``'s ``(name, factory)``: a factory runs on the
+    backends its ``backends`` attribute names, by default ``("tensorflow",)`` (a
+    ``tf.distribute`` strategy); ``data_parallel`` declares ``("jax",)``.
     """
     if backend not in BACKENDS:
         raise UserError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}.")
@@ -57,12 +59,19 @@ def check_backend(backend: object, strategy: str | None = None) -> str:
             "torch needs PyTorch, which is not installed here: pip install torch "
             "(or pip install 'keras-orchestrator[torch]').",
         )
-    if strategy is not None and backend != "tensorflow":
-        raise UserError(
-            "trainer.strategy",
-            f"'{strategy}' is a tf.distribute strategy, which runs on backend=tensorflow only; "
-            f"with backend={backend} set trainer.strategy=null (or use backend=tensorflow).",
-        )
+    if strategy is not None:
+        name, factory = strategy
+        runs_on = tuple(getattr(factory, "backends", ("tensorflow",)))
+        if backend not in runs_on:
+            if runs_on == ("tensorflow",):
+                what, instead = "a tf.distribute strategy", "null, or data_parallel with backend=jax"
+            else:
+                what, instead = "a keras.distribution", "mirrored (tf.distribute), or null"
+            raise UserError(
+                "trainer.strategy",
+                f"'{name}' is {what}, which runs on backend={' or '.join(runs_on)} only; "
+                f"with backend={backend} set trainer.strategy={instead}.",
+            )
     return str(backend)
 
 

@@ -118,7 +118,9 @@ def build_spec(cfg: DictConfig, registries: Mapping[str, Any]) -> RunSpec:
     check_trainer(trainer)
     check_tracking(tracking)
     strategy = strategy_spec(cfg.trainer.strategy)
-    backend = check_backend(cfg.backend, strategy=strategy[0] if strategy else None)
+    if strategy is not None:
+        strategy = (strategy[0], registries["strategy"].get(strategy[0], "trainer.strategy").factory)
+    backend = check_backend(cfg.backend, strategy=strategy)
     if cfg.deterministic and cfg.seed is None:
         raise UserError("seed", "deterministic=true needs a seed; set seed=<int> as well.")
     if objective.direction not in ("minimize", "maximize"):

@@ -59,6 +59,11 @@ def test_a_tf_distribute_strategy_on_jax_is_refused_before_tensorflow(workdir):
     assert imported == []
 
 
+def test_data_parallel_on_tensorflow_is_refused_with_the_tf_distribute_strategy(workdir):
+    result = run_cli("trainer.strategy=data_parallel", cwd=workdir)
+    assert_user_error(result, "trainer.strategy", "keras.distribution", "backend=jax", "mirrored")
+
+
 @pytest.mark.parametrize("launcher", [None, "joblib"])
 def test_a_sweep_over_backends_in_reused_processes_is_refused_before_any_run(workdir, launcher):
     args = ["-m", "+experiment=mnist", "backend=tensorflow,jax", *TINY]
@@ -232,3 +237,20 @@ def test_a_jax_run_killed_by_sigkill_resumes_to_the_result_of_a_run_never_killed
         keras.saving.load_model(got).get_weights(), keras.saving.load_model(want).get_weights(), strict=True
     ):
         np.testing.assert_array_equal(mine, theirs)
+
+
+# -- Data parallel on JAX ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_data_parallel_on_jax_trains_on_two_host_devices(workdir):
+    env = cli_env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    args = ["+experiment=mnist", "backend=jax", "trainer.strategy=data_parallel", *TINY]
+    # A batch splits evenly over the devices: predict's samples too.
+    result = run_cli(*args, "stages.predict.samples=4", "tracking.log_model=false", cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Global batch 128: 64 per replica x 2 replicas" in result.stdout
+    run = only_run(workdir, "mnist")
+    assert run.data.tags["distribute.strategy"] == "data_parallel"
+    assert run.data.tags["distribute.replicas"] == "2"
+    assert [step for step, _ in metric_history(mlflow_client(workdir), run.info.run_id, "fit/loss")] == [0]
