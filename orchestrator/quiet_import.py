@@ -40,33 +40,38 @@ def import_keras() -> Any:
 
     The backend is the one ``KERAS_BACKEND`` names (:func:`orchestrator.backend.use_backend`
     sets it): TensorFlow is imported only when it is the backend, or when the run itself
-    uses it (:func:`orchestrator.backend.tensorflow_on_demand`). Once Keras is imported
-    (``sys.modules`` knows it) this is a plain ``import keras``.
+    uses it (:func:`orchestrator.backend.tensorflow_on_demand`, also when a plugin imported
+    Keras first). Once Keras is imported (``sys.modules`` knows it) nothing more is imported.
     """
     if "keras" in sys.modules or os.environ.get("ORCHESTRATOR_TF_NOISE") == "1":
         import keras
 
+        _tensorflow_on_demand(keras)
         return keras
     with _filtered_stderr():
         import keras
 
+        _tensorflow_on_demand(keras)
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
             tf.config.list_physical_devices()
-        else:
-            from orchestrator.backend import tensorflow_on_demand
+        elif keras.backend.backend() == "jax":
+            import jax
 
-            tensorflow_on_demand()
-            if keras.backend.backend() == "jax":
-                import jax
-
-                jax.devices()
+            jax.devices()
     # The millions of objects TensorFlow and Keras create at import live as long as
     # the process: leave them out of every later garbage collection, which makes the
     # collection Keras runs between the jobs of a sweep several times cheaper.
     gc.freeze()
     return keras
+
+
+def _tensorflow_on_demand(keras: Any) -> None:
+    if keras.backend.backend() != "tensorflow":
+        from orchestrator.backend import tensorflow_on_demand
+
+        tensorflow_on_demand()
 
 
 class _filtered_stderr:
