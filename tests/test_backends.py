@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from tests.conftest import (
     metric_history,
     mlflow_client,
     only_run,
+    parent_and_children,
     run_cli,
 )
 from tests.test_parity import EPOCH_METRICS, FASHION_MNIST, IDX_FILES, PLAIN_SCRIPT, TEST_METRICS
@@ -254,3 +256,21 @@ def test_data_parallel_on_jax_trains_on_two_host_devices(workdir):
     assert run.data.tags["distribute.strategy"] == "data_parallel"
     assert run.data.tags["distribute.replicas"] == "2"
     assert [step for step, _ in metric_history(mlflow_client(workdir), run.info.run_id, "fit/loss")] == [0]
+
+
+# -- A sweep over backends, one process per job -------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_sweep_over_backends_on_submitit_processes_trains_each_job_on_its_backend(workdir):
+    import jax
+
+    args = ["-m", "+experiment=mnist", "backend=tensorflow,jax", "hydra/launcher=slurm_local", *TINY]
+    result = run_cli(*args, "stages.predict=null", "tracking.log_model=false", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, children = parent_and_children(mlflow_client(workdir), "mnist")
+    versions = {run.data.params["backend"]: run.data.tags["orchestrator.backend_version"] for run in children}
+    assert versions["jax"] == jax.__version__
+    assert set(versions) == {"tensorflow", "jax"}
+    assert all(run.info.status == "FINISHED" for run in children)
+    assert versions["tensorflow"] == metadata.version("tensorflow")
