@@ -5,6 +5,8 @@ guide's example (Debian's Fashion-MNIST, seeded, deterministic) never imports
 TensorFlow, is recorded with its backend, and gives, epoch for epoch, exactly the
 numbers of the same script in plain Keras on JAX. A JAX run killed with SIGKILL
 and started again ends with the weights and metrics of a run never interrupted.
+``data_parallel`` trains on two host CPU devices, and a sweep over backends on
+submitit's processes trains each job on its own backend.
 """
 
 from __future__ import annotations
