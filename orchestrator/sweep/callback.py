@@ -138,7 +138,8 @@ class SweepCallback(Callback):
             direction=str(config.objective.direction),
             cfg=config,
         )
-        self.index = RunIndex(Path(config.hydra.runtime.cwd), command_key(arguments), kind="sweeps")
+        key = command_key(arguments, backend=str(config.get("backend", "tensorflow")))  # as _claim's
+        self.index = RunIndex(Path(config.hydra.runtime.cwd), key, kind="sweeps")
         previous = self._unfinished_sweep(bool(config.resume))
         if previous is not None:
             self._continue(previous)
