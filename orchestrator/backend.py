@@ -44,12 +44,17 @@ SWEEP_HINT = (
 )
 
 
-def check_backend(backend: object, strategy: tuple[str, Any] | None = None) -> str:
+def check_backend(
+    backend: object, strategy: tuple[str, Any] | None = None, checkpoint_every_batches: int = 0
+) -> str:
     """``backend`` when Keras can use it here; a :class:`UserError` naming ``backend`` otherwise.
 
     ``strategy`` is ``trainer.strategy``'s ``(name, factory)``: a factory runs on the
     backends its ``backends`` attribute names, by default ``("tensorflow",)`` (a
-    ``tf.distribute`` strategy); ``data_parallel`` declares ``("jax",)``.
+    ``tf.distribute`` strategy); ``data_parallel`` declares ``("jax",)``. Mid-epoch
+    checkpoints (``trainer.checkpoint_every_batches``) resume on TensorFlow only: the
+    rest of an interrupted epoch is found from TensorFlow's shuffle
+    (:mod:`orchestrator.resume.epoch`), and JAX shuffles with NumPy.
     """
     if backend not in BACKENDS:
         raise UserError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}.")
@@ -58,6 +63,12 @@ def check_backend(backend: object, strategy: tuple[str, Any] | None = None) -> s
             "backend",
             "torch needs PyTorch, which is not installed here: pip install torch "
             "(or pip install 'keras-orchestrator[torch]').",
+        )
+    if checkpoint_every_batches and backend != "tensorflow":
+        raise UserError(
+            "trainer.checkpoint_every_batches",
+            f"mid-epoch checkpoints resume on backend=tensorflow only; with backend={backend} set "
+            "trainer.checkpoint_every_batches=0 (a killed run resumes from its last epoch).",
         )
     if strategy is not None:
         name, factory = strategy

@@ -63,6 +63,11 @@ def test_a_tf_distribute_strategy_on_jax_is_refused_before_tensorflow(workdir):
     assert imported == []
 
 
+def test_mid_epoch_checkpoints_on_jax_are_refused_before_anything_trains(workdir):
+    result = run_cli("backend=jax", "trainer.checkpoint_every_batches=20", cwd=workdir)
+    assert_user_error(result, "trainer.checkpoint_every_batches", "backend=tensorflow", "=0")
+
+
 def test_data_parallel_on_tensorflow_is_refused_with_the_tf_distribute_strategy(workdir):
     result = run_cli("trainer.strategy=data_parallel", cwd=workdir)
     assert_user_error(result, "trainer.strategy", "keras.distribution", "backend=jax", "mirrored")
