@@ -86,6 +86,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    backend: str = "tensorflow"
     seed: int | None = None
     deterministic: bool = False
     resume: bool = True

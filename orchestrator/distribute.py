@@ -1,4 +1,7 @@
-"""One job on several devices or machines: the ``tf.distribute`` strategy of ``trainer.strategy``.
+"""One job on several devices or machines: the strategy of ``trainer.strategy``.
+
+On ``backend=jax`` the strategy is a ``keras.distribution`` (``data_parallel``); what
+follows is the TensorFlow side, whose strategies are ``tf.distribute`` ones.
 
 ``trainer.strategy`` names a registered strategy (``mirrored``, ``multi_worker_mirrored``,
 or one a plugin adds, such as a TPU strategy), with its arguments in a mapping::
@@ -33,6 +36,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,8 +86,12 @@ def distribute(context) -> Distribution | None:
     if selection is None:
         if "TF_CONFIG" in os.environ:
             log.warning("TF_CONFIG is set but trainer.strategy is null: this process trains on its own.")
+        if "keras" in sys.modules and sys.modules["keras"].backend.backend() == "jax":
+            sys.modules["keras"].distribution.set_distribution(None)  # an earlier job's, in a sweep
         return None
-    import_keras()
+    keras = import_keras()
+    if keras.backend.backend() != "tensorflow":
+        return keras_distribution(context, keras)
     import tensorflow as tf
 
     if os.environ.get("ORCHESTRATOR_TF_NOISE") != "1":
@@ -118,6 +126,32 @@ def distribute(context) -> Distribution | None:
         else "",
     )
     return distribution
+
+
+def keras_distribution(context, keras: Any) -> Distribution:
+    """The ``keras.distribution.Distribution`` of ``trainer.strategy`` (JAX), made the process's own.
+
+    Keras's JAX trainer reads the distribution when ``fit`` runs, so it is set for the
+    whole run (``keras.distribution.set_distribution``), not only while the model is built.
+    """
+    selection = context.spec.strategy
+    name, args = selection.name, selection.arguments()
+    key = json.dumps([name, args], sort_keys=True, default=str)
+    strategies = context.session.strategies
+    if key not in strategies:
+        made = context.registries["strategy"].create(name, args, "trainer.strategy", context=context)
+        if not (hasattr(made, "device_mesh") and hasattr(made, "scope")):  # Keras exports no base class
+            raise UserError(
+                "trainer.strategy",
+                f"strategy '{name}' returned {type(made).__name__}, not a keras.distribution "
+                "(DataParallel, ModelParallel).",
+            )
+        strategies[key] = made
+    made = strategies[key]
+    keras.distribution.set_distribution(made)
+    replicas = int(made.device_mesh.devices.size)
+    log.info("Strategy %s: %d replica(s)", name, replicas)
+    return Distribution(strategy=made, name=name, replicas=replicas, chief=True)
 
 
 def _task(strategy: Any) -> str | None:

@@ -147,7 +147,9 @@ def orchestrator_register_stages(registry: Registry) -> None:
 def orchestrator_register_strategies(registry: Registry) -> None:
     """Register distribution strategies, selected with ``trainer.strategy``.
 
-    A strategy factory returns a ``tf.distribute.Strategy``. The host calls it once
+    A strategy factory returns a ``tf.distribute.Strategy`` (or, when its ``backends``
+    attribute names another backend, ``factory.backends = ("jax",)``, a
+    ``keras.distribution`` such as ``DataParallel``). The host calls it once
     per process and configuration (before the run's MLflow run opens), builds and
     compiles the model inside ``strategy.scope()``, and scales in-memory batch
     sizes to the global batch (``trainer.batch_size`` x ``num_replicas_in_sync``).

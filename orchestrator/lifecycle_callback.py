@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 
 from orchestrator.resume.callback_state import progress, restore_callbacks, set_progress
-from orchestrator.resume.generators import set_metric_variable_values
+from orchestrator.resume.generators import set_metric_variable_values, set_rng_state
 
 
 class LifecycleCallback(keras.callbacks.Callback):
@@ -57,6 +57,11 @@ class LifecycleCallback(keras.callbacks.Callback):
             set_progress(self.others, self.carried)
         elif self.resume_state is not None:
             restore_callbacks(self.others, self.resume_state["callbacks"], Path(self.context.output_dir))
+            if keras.backend.backend() != "tensorflow":
+                # Keras on JAX (and PyTorch) shuffles arrays with NumPy's global generator, and its
+                # fit draws one permutation while it builds the model's metrics, before this call:
+                # the saved state goes back in place for the epoch the interrupted run would train.
+                set_rng_state(self.resume_state["rng"])
 
     def on_train_end(self, logs=None):
         """Keep the callbacks' progress for a ``fit`` call that continues this one."""

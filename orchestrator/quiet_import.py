@@ -1,4 +1,4 @@
-"""Import TensorFlow and Keras without their start-up noise on stderr.
+"""Import Keras (and TensorFlow, when it is the backend) without their start-up noise on stderr.
 
 TensorFlow's C++ runtime writes informational lines to the terminal while it
 loads (oneDNN notes, "Could not find cuda drivers", CPU instruction sets) that
@@ -36,24 +36,42 @@ NOISE = (
 
 
 def import_keras() -> Any:
-    """``import keras`` (and TensorFlow, and a first device query) with the noise filtered.
+    """``import keras`` (and its backend, and a first device query) with the noise filtered.
 
-    Once Keras is imported (``sys.modules`` knows it) this is a plain ``import keras``.
+    The backend is the one ``KERAS_BACKEND`` names (:func:`orchestrator.backend.use_backend`
+    sets it): TensorFlow is imported only when it is the backend, or when the run itself
+    uses it (:func:`orchestrator.backend.tensorflow_on_demand`, also when a plugin imported
+    Keras first). Once Keras is imported (``sys.modules`` knows it) nothing more is imported.
     """
     if "keras" in sys.modules or os.environ.get("ORCHESTRATOR_TF_NOISE") == "1":
         import keras
 
+        _tensorflow_on_demand(keras)
         return keras
     with _filtered_stderr():
         import keras
-        import tensorflow as tf
 
-        tf.config.list_physical_devices()
+        _tensorflow_on_demand(keras)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        elif keras.backend.backend() == "jax":
+            import jax
+
+            jax.devices()
     # The millions of objects TensorFlow and Keras create at import live as long as
     # the process: leave them out of every later garbage collection, which makes the
     # collection Keras runs between the jobs of a sweep several times cheaper.
     gc.freeze()
     return keras
+
+
+def _tensorflow_on_demand(keras: Any) -> None:
+    if keras.backend.backend() != "tensorflow":
+        from orchestrator.backend import tensorflow_on_demand
+
+        tensorflow_on_demand()
 
 
 class _filtered_stderr:

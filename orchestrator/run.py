@@ -20,6 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from orchestrator.backend import backend_version, use_backend
 from orchestrator.config import restricted
 from orchestrator.context import RunContext
 from orchestrator.data import Data
@@ -74,7 +75,7 @@ def prepare(
         experiment=experiment,
         overrides=overrides,
         sweep=sweep,
-        index=RunIndex(root or Path.cwd(), command_key(overrides, sweep.id if sweep else None)),
+        index=RunIndex(root or Path.cwd(), command_key(overrides, sweep.id if sweep else None, spec.backend)),
         spec=spec,
         stages=list(spec.stages),
         session=session or Session(),
@@ -84,9 +85,13 @@ def prepare(
 def execute(context: RunContext) -> float | None:
     """Run the prepared job between ``before_run`` and ``after_run``; return the objective.
 
-    A ``trainer.strategy`` is created first (a multi-worker strategy must come before
-    any other use of TensorFlow); the model is built and compiled in its scope.
+    The config's Keras backend is set before Keras is first imported; a ``trainer.strategy``
+    is created next (a multi-worker strategy must come before any other use of TensorFlow);
+    the model is built and compiled in its scope.
     """
+    spec = context.spec
+    session = context.session
+    use_backend(spec.backend, session.environment_backend, spec.deterministic, first_run=not session.runs)
     context.distribution = distribute(context)
     with worker_files(context):
         return _execute(context)
@@ -106,6 +111,7 @@ def _execute(context: RunContext) -> float | None:
             forget_previous_run()
         context.session.runs += 1
         seed_everything(spec.seed, spec.deterministic)
+        context.set_tags(**{"orchestrator.backend_version": backend_version(spec.backend)})
         context.data = load_data(context)
         with context.scope():
             context.model = build_model(context)
@@ -136,15 +142,29 @@ def forget_previous_run() -> None:
 
 
 def seed_everything(seed: int | None, deterministic: bool) -> None:
-    """Seed Python, NumPy and TensorFlow as ``keras.utils.set_random_seed`` does."""
+    """Seed Python, NumPy and the backend as ``keras.utils.set_random_seed`` does; with
+    ``deterministic``, ask the backend for deterministic ops.
+
+    On JAX and PyTorch, TensorFlow is seeded only when something already imported it
+    (:func:`orchestrator.backend.tensorflow_on_demand`). JAX's ops are
+    deterministic on CPU; on GPU ``deterministic`` sets XLA's deterministic-ops flag
+    before JAX starts (:func:`orchestrator.backend.use_backend`).
+    """
     keras = import_keras()
+    backend = keras.backend.backend()
 
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    if deterministic:
+    if not deterministic:
+        return
+    if backend == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True)
 
 
 def load_data(context: RunContext):

@@ -32,6 +32,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from orchestrator.backend import check_backend
 from orchestrator.config import (
     Config,
     ObjectiveConfig,
@@ -89,6 +90,7 @@ class RunSpec:
     tracking: TrackingConfig
     objective: ObjectiveConfig
     security: SecurityConfig
+    backend: str
     seed: int | None
     deterministic: bool
     resume: bool
@@ -115,6 +117,10 @@ def build_spec(cfg: DictConfig, registries: Mapping[str, Any]) -> RunSpec:
     security = section(cfg.security, SecurityConfig, "security")
     check_trainer(trainer)
     check_tracking(tracking)
+    strategy = strategy_spec(cfg.trainer.strategy)
+    if strategy is not None:
+        strategy = (strategy[0], registries["strategy"].get(strategy[0], "trainer.strategy").factory)
+    backend = check_backend(cfg.backend, strategy, trainer.checkpoint_every_batches)
     if cfg.deterministic and cfg.seed is None:
         raise UserError("seed", "deterministic=true needs a seed; set seed=<int> as well.")
     if objective.direction not in ("minimize", "maximize"):
@@ -136,6 +142,7 @@ def build_spec(cfg: DictConfig, registries: Mapping[str, Any]) -> RunSpec:
         tracking=tracking,
         objective=objective,
         security=security,
+        backend=backend,
         seed=cfg.seed,
         deterministic=bool(cfg.deterministic),
         resume=bool(cfg.resume),

@@ -14,7 +14,15 @@
       TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
                   "task": {"type": "worker", "index": 0}}'
 
-TensorFlow is imported inside the factories only.
+* ``data_parallel``: ``keras.distribution.DataParallel`` on ``backend=jax``, one
+  replica per JAX device (every GPU, or the host CPU split into devices with
+  ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` before the run starts)::
+
+      XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+          python -m orchestrator +experiment=mnist backend=jax trainer.strategy=data_parallel
+
+TensorFlow and Keras are imported inside the factories only. A factory that runs on
+another backend than TensorFlow names it in its ``backends`` attribute.
 """
 
 from __future__ import annotations
@@ -146,7 +154,35 @@ def _keras3_multi_worker_strategy() -> Any:
     return MultiWorkerMirroredStrategy
 
 
+def data_parallel(devices: int | None = None):
+    """``keras.distribution.DataParallel``: one replica per JAX device of this machine.
+
+    Args:
+        devices: how many of JAX's devices to use (the first ones); default: all of them.
+
+    Example::
+
+        trainer: {strategy: {name: data_parallel, devices: 2}}
+    """
+    if devices is not None and (not isinstance(devices, int) or devices < 1):
+        raise UserError("trainer.strategy.devices", f"must be null or a number >= 1, got {devices!r}.")
+    import keras
+
+    found = keras.distribution.list_devices()
+    if devices is not None and devices > len(found):
+        raise UserError(
+            "trainer.strategy.devices",
+            f"JAX sees {len(found)} device(s), not {devices}; on a CPU, start the run with "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={devices}.",
+        )
+    return keras.distribution.DataParallel(devices=found[:devices] if devices else found)
+
+
+data_parallel.backends = ("jax",)  # type: ignore[attr-defined]
+
+
 @hookimpl
 def orchestrator_register_strategies(registry):
     registry.add("mirrored", mirrored)
     registry.add("multi_worker_mirrored", multi_worker_mirrored)
+    registry.add("data_parallel", data_parallel)

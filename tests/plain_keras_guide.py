@@ -8,9 +8,12 @@ Fashion-MNIST from Debian's IDX files, seeded and deterministic, so that
     python -m orchestrator +experiment=mnist data=fashion_mnist seed=7 deterministic=true
 
 The order of the calls is the orchestrator's (seed, op determinism, load the
-data, build, compile, fit, evaluate), so both draw the same random streams.
+data, build, compile, fit, evaluate), so both draw the same random streams. The
+backend is Keras's own choice, ``KERAS_BACKEND`` (op determinism is TensorFlow's;
+JAX on CPU is deterministic as it is)::
 
-    python tests/plain_keras_guide.py [IDX folder]    # prints {"history": ..., "test": ...}
+    python tests/plain_keras_guide.py [IDX folder]                    # prints {"history": ..., "test": ...}
+    KERAS_BACKEND=jax python tests/plain_keras_guide.py [IDX folder]  # the same on JAX
 """
 
 from __future__ import annotations
@@ -45,11 +48,13 @@ def load_data(folder: Path):
 
 def main(folder: Path) -> dict:
     import keras
-    import tensorflow as tf
     from keras import layers
 
     keras.utils.set_random_seed(7)
-    tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
     (x_train, y_train), (x_test, y_test) = load_data(folder)
 

@@ -28,10 +28,11 @@ INDEX = Path(".orchestrator")
 UNFINISHED = Status.unfinished()
 
 
-def command_key(overrides: list[str], sweep_id: str | None = None) -> str:
-    """The identity of a command: its overrides (less ``resume=...``) and its sweep."""
+def command_key(overrides: list[str], sweep_id: str | None = None, backend: str = "tensorflow") -> str:
+    """The identity of a command: its overrides (less ``resume=...``), its sweep and its Keras backend
+    (a run never resumes one that trained on another backend)."""
     kept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != "resume"]
-    payload = json.dumps({"overrides": kept, "sweep": sweep_id})
+    payload = json.dumps({"overrides": kept, "sweep": sweep_id, "backend": backend})
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 

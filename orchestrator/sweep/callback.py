@@ -28,6 +28,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from orchestrator.backend import check_sweep_backends
 from orchestrator.errors import UserError, exit_on
 from orchestrator.folders import Claim, claim_folder, follows_a_chief, named_by_time
 from orchestrator.plugins import get_plugin_manager
@@ -91,7 +92,8 @@ class SweepCallback(Callback):
         node = config.hydra[mode]
         pattern = OmegaConf.to_container(node, resolve=False)["dir"]
         wanted = Path(str(node.dir))
-        index = RunIndex(Path(config.hydra.runtime.cwd), command_key(list(config.hydra.overrides.task)), kind)
+        key = command_key(list(config.hydra.overrides.task), backend=str(config.get("backend", "tensorflow")))
+        index = RunIndex(Path(config.hydra.runtime.cwd), key, kind)
 
         def resumes(folder: Path) -> bool:
             entry = index.read() or {}
@@ -134,7 +136,8 @@ class SweepCallback(Callback):
             direction=str(config.objective.direction),
             cfg=config,
         )
-        self.index = RunIndex(Path(config.hydra.runtime.cwd), command_key(arguments), kind="sweeps")
+        key = command_key(arguments, backend=str(config.get("backend", "tensorflow")))  # as _claim's
+        self.index = RunIndex(Path(config.hydra.runtime.cwd), key, kind="sweeps")
         previous = self._unfinished_sweep(bool(config.resume))
         if previous is not None:
             self._continue(previous)
@@ -222,7 +225,8 @@ def check_before_sweep(config: DictConfig) -> None:
 
     A mistake that every job would share (a misspelt key, a wrong value) ends the
     command here, before the parent run is created; so does a wrong swept value of a
-    grid sweep (:mod:`orchestrator.sweep.grid`). Each job is checked again when it starts.
+    grid sweep (:mod:`orchestrator.sweep.grid`), and a sweep over Keras backends whose
+    launcher runs jobs in one process. Each job is checked again when it starts.
     A complaint of the base config about a key the sweep sets (``data.path=a.csv,b.csv``
     over a default ``path: null``) is left to the check of each job's own values.
     """
@@ -233,7 +237,9 @@ def check_before_sweep(config: DictConfig) -> None:
             if not _is_swept(error.key, list(config.hydra.overrides.task)):
                 raise
         _check_launcher(config.hydra.launcher)
-        check_jobs(config, grid_jobs(config) or [])
+        jobs = check_jobs(config, grid_jobs(config) or [])
+        backends = {str(config.backend), *(str(job.backend) for job in jobs)}
+        check_sweep_backends(backends, str(config.hydra.launcher.get("_target_", "")))
     except UserError as error:
         exit_on(error)
 

@@ -54,23 +54,26 @@ def check_job(config: DictConfig) -> None:
     validate(job_config, get_plugin_manager().registries)
 
 
-def check_jobs(config: DictConfig, jobs: list[list[str]], numbered: bool = True) -> None:
-    """Compose the config of each job (its override list) and :func:`check_job` it; a mistake names
-    the job's number (``numbered=False``: values a sweeper may choose, "a trial with") and its own
-    overrides."""
+def check_jobs(config: DictConfig, jobs: list[list[str]], numbered: bool = True) -> list[DictConfig]:
+    """Compose the config of each job (its override list) and :func:`check_job` it; return the
+    composed configs. A mistake names the job's number (``numbered=False``: values a sweeper may
+    choose, "a trial with") and its own overrides."""
     if len(jobs) < 2:
-        return
+        return []
     from hydra.core.global_hydra import GlobalHydra
 
     loader = GlobalHydra.instance().config_loader()
     shared = set.intersection(*(set(job) for job in jobs))
+    composed = []
     for number, overrides in enumerate(jobs):
         try:
-            check_job(_composed(loader, config, overrides))
+            composed.append(_composed(loader, config, overrides))
+            check_job(composed[-1])
         except UserError as error:
             swept = " ".join(o for o in overrides if o not in shared)
             which = f"job {number}: {swept}" if numbered else f"a trial with {swept}"
             raise UserError(error.key, f"{error.problem} ({which})") from error
+    return composed
 
 
 def _composed(loader: Any, config: DictConfig, overrides: list[str]) -> DictConfig:

@@ -171,3 +171,8 @@ def test_a_write_that_fails_midway_leaves_the_old_file(tmp_path):
         write_json(path, {"epochs_done": 2, "metrics": list(range(1000)), "last": Unprintable()})
 
     assert json.loads(path.read_text()) == {"epochs_done": 1}
+
+
+def test_command_key_differs_by_backend():
+    assert command_key(["seed=7"], backend="jax") != command_key(["seed=7"], backend="tensorflow")
+    assert command_key(["seed=7"]) == command_key(["seed=7"], backend="tensorflow")

@@ -1,0 +1,283 @@
+"""Keras backends from the config: ``backend=jax`` beside TensorFlow.
+
+The config's mistakes are answered before TensorFlow loads. A JAX run on the
+guide's example (Debian's Fashion-MNIST, seeded, deterministic) never imports
+TensorFlow, is recorded with its backend, and gives, epoch for epoch, exactly the
+numbers of the same script in plain Keras on JAX. A JAX run killed with SIGKILL
+and started again ends with the weights and metrics of a run never interrupted.
+``data_parallel`` trains on two host CPU devices, and a sweep over backends on
+submitit's processes trains each job on its own backend.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import (
+    FIXTURE_SITE,
+    REPO,
+    TINY,
+    assert_user_error,
+    cli_env,
+    heavy_modules_imported,
+    interrupt,
+    metric_history,
+    mlflow_client,
+    only_run,
+    parent_and_children,
+    run_cli,
+)
+from tests.test_parity import EPOCH_METRICS, FASHION_MNIST, IDX_FILES, PLAIN_SCRIPT, TEST_METRICS
+
+REPORTER = REPO / "tests" / "fixtures" / "modules_report"
+HEAVY = ("tensorflow", "keras", "jax", "mlflow")
+PARITY = ["+experiment=mnist", "data=fashion_mnist", "seed=7", "deterministic=true", "backend=jax"]
+
+
+# -- The config, checked before anything heavy ----------------------------------------
+
+
+def test_a_backend_keras_does_not_have_is_refused_with_the_choices(workdir):
+    assert_user_error(run_cli("backend=theano", cwd=workdir), "backend", "tensorflow, jax, torch", "'theano'")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="PyTorch is installed here")
+def test_torch_when_it_is_not_installed_says_how_to_install_it(workdir):
+    assert_user_error(run_cli("backend=torch", cwd=workdir), "backend", "pip install torch", "[torch]")
+
+
+def test_a_tf_distribute_strategy_on_jax_is_refused_before_tensorflow(workdir):
+    args = ["backend=jax", "trainer.strategy=mirrored"]
+    assert_user_error(run_cli(*args, cwd=workdir), "trainer.strategy", "tf.distribute", "backend=tensorflow")
+    imported, _ = heavy_modules_imported(args, workdir, HEAVY)
+    assert imported == []
+
+
+def test_mid_epoch_checkpoints_on_jax_are_refused_before_anything_trains(workdir):
+    result = run_cli("backend=jax", "trainer.checkpoint_every_batches=20", cwd=workdir)
+    assert_user_error(result, "trainer.checkpoint_every_batches", "backend=tensorflow", "=0")
+
+
+def test_data_parallel_on_tensorflow_is_refused_with_the_tf_distribute_strategy(workdir):
+    result = run_cli("trainer.strategy=data_parallel", cwd=workdir)
+    assert_user_error(result, "trainer.strategy", "keras.distribution", "backend=jax", "mirrored")
+
+
+@pytest.mark.parametrize("launcher", [None, "joblib"])
+def test_a_sweep_over_backends_in_reused_processes_is_refused_before_any_run(workdir, launcher):
+    args = ["-m", "+experiment=mnist", "backend=tensorflow,jax", *TINY]
+    if launcher:
+        args.append(f"hydra/launcher={launcher}")
+    message = assert_user_error(run_cli(*args, cwd=workdir), "backend", "jax and tensorflow")
+    assert "hydra/launcher=slurm_local" in message
+    assert not (workdir / "multirun").exists() and not (workdir / "mlflow.db").exists()
+
+
+def test_the_composed_config_shows_the_backend(workdir):
+    result = run_cli("--cfg", "job", "backend=jax", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "backend: jax" in result.stdout.splitlines()
+    default = run_cli("--cfg", "job", cwd=workdir)
+    assert "backend: tensorflow" in default.stdout.splitlines()
+
+
+# -- The guide's example on JAX, against plain Keras on JAX -----------------------------
+
+
+def _start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finish(process: subprocess.Popen, what: str) -> tuple[str, str]:
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    assert process.returncode == 0, f"{what} failed ({process.returncode}):\n{stdout}\n{stderr[-3000:]}"
+    return stdout, stderr
+
+
+@pytest.fixture(scope="module")
+def on_jax(tmp_path_factory):
+    """The plain script and the orchestrator, both on JAX, each run once (at the same time).
+
+    The orchestrator's environment says ``KERAS_BACKEND=tensorflow``: the config must win,
+    and say so. Returns ``(plain JSON, MLflow run, client, output, imported frameworks, folder)``.
+    """
+    if not all((FASHION_MNIST / name).exists() for name in IDX_FILES):
+        pytest.skip(f"Debian's Fashion-MNIST is not installed in {FASHION_MNIST}")
+    plain_dir, cli_dir = tmp_path_factory.mktemp("plain_jax"), tmp_path_factory.mktemp("orchestrator_jax")
+    report = cli_dir / "modules.json"
+    cli = cli_env(
+        KERAS_BACKEND="tensorflow",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPORTER), os.environ.get("PYTHONPATH")])),
+        ORCHESTRATOR_MODULES_REPORT=str(report),
+    )
+    plain = _start([str(PLAIN_SCRIPT), str(FASHION_MNIST)], plain_dir, cli_env(KERAS_BACKEND="jax"))
+    orchestrator = _start(["-m", "orchestrator", *PARITY], cli_dir, cli)
+    plain_out, _ = _finish(plain, "the plain Keras script on JAX")
+    stdout, stderr = _finish(orchestrator, "the orchestrator on JAX")
+    expected = json.loads(plain_out.strip().splitlines()[-1])
+    run = only_run(cli_dir, "mnist")
+    return expected, run, mlflow_client(cli_dir), stdout + stderr, json.loads(report.read_text()), cli_dir
+
+
+@pytest.mark.slow
+def test_a_jax_run_never_imports_tensorflow(on_jax):
+    imported = on_jax[4]
+    assert imported["jax"] and imported["keras"]
+    assert not imported["tensorflow"]
+
+
+@pytest.mark.slow
+def test_a_jax_run_records_its_backend_and_its_version(on_jax):
+    import jax
+
+    run = on_jax[1]
+    assert run.data.params["backend"] == "jax"
+    assert run.data.tags["orchestrator.backend_version"] == jax.__version__
+
+
+@pytest.mark.slow
+def test_keras_backend_in_the_environment_is_reported_and_the_config_wins(on_jax):
+    output = on_jax[3]
+    assert "KERAS_BACKEND=tensorflow in the environment, but the config says backend=jax" in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("metric", sorted(EPOCH_METRICS))
+def test_every_epoch_metric_on_jax_equals_plain_keras_on_jax(on_jax, metric):
+    expected, run, client = on_jax[:3]
+    history = metric_history(client, run.info.run_id, metric)
+    assert [step for step, _ in history] == [0, 1]
+    assert [value for _, value in history] == expected["history"][EPOCH_METRICS[metric]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("metric", sorted(TEST_METRICS))
+def test_every_test_metric_on_jax_equals_plain_keras_on_jax(on_jax, metric):
+    expected, run = on_jax[:2]
+    assert run.data.metrics[metric] == expected["test"][TEST_METRICS[metric]]
+
+
+@pytest.mark.slow
+def test_the_model_saved_on_jax_loads_and_predicts_what_the_run_predicted(on_jax):
+    import keras
+
+    folder = on_jax[5]
+    (saved,) = folder.glob("outputs/*/*/model.keras")
+    (predictions,) = folder.glob("outputs/*/*/predictions/predict.npy")
+
+    predicted = np.load(predictions)
+    model = keras.saving.load_model(saved)
+    again = model.predict(_test_images()[: len(predicted)], verbose=0)
+    np.testing.assert_allclose(again, predicted, rtol=1e-5, atol=1e-6)
+
+
+def _test_images() -> np.ndarray:
+    """Fashion-MNIST's test images as the ``fashion_mnist`` source gives them to ``predict``."""
+    from tests.plain_keras_guide import read_idx
+
+    images = read_idx(FASHION_MNIST / "t10k-images-idx3-ubyte.gz")
+    return images.reshape(len(images), 784).astype("float32") / 255
+
+
+# -- Kill and resume on JAX -------------------------------------------------------------
+
+#: Two whole epochs of the bundled MNIST (94 batches each) with dropout (a seed generator to restore).
+RESUMED = [
+    "+experiment=mnist",
+    "backend=jax",
+    "seed=7",
+    "deterministic=true",
+    "trainer.epochs=2",
+    "stages.predict=null",
+    "model.dropout=0.2",
+    "tracking.log_model=false",
+]
+
+
+@pytest.mark.slow
+def test_a_jax_run_killed_by_sigkill_resumes_to_the_result_of_a_run_never_killed(tmp_path):
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    reference.mkdir()
+    killed.mkdir()
+    done = reference / "done"
+    done.write_text("1")
+    # The fixture plugin imports Keras when it loads, before the config is read: the environment
+    # names the backend as well.
+    path = os.pathsep.join(filter(None, [str(FIXTURE_SITE), os.environ.get("PYTHONPATH")]))
+    env = cli_env(PYTHONPATH=path, KERAS_BACKEND="jax")
+    through = _start(["-m", "orchestrator", *RESUMED, interrupt("kill", 1, 30, "KILL", done)], reference, env)
+    args = [*RESUMED, interrupt("kill", 1, 30, "KILL", killed / "kill")]
+    first = run_cli(*args, cwd=killed, env=env)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    second = run_cli(*args, cwd=killed, env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Resuming run" in second.stdout and "after epoch 1" in second.stdout
+    _finish(through, "the run never interrupted")
+
+    run, expected = only_run(killed, "mnist"), only_run(reference, "mnist")
+    assert run.data.tags["orchestrator.resumed"] == "1"
+    client, reference_client = mlflow_client(killed), mlflow_client(reference)
+    for key in ("fit/loss", "fit/val_loss", "test/loss"):
+        assert metric_history(client, run.info.run_id, key) == metric_history(
+            reference_client, expected.info.run_id, key
+        ), key
+    import keras
+
+    (got,) = killed.glob("outputs/*/*/model.keras")
+    (want,) = reference.glob("outputs/*/*/model.keras")
+    for mine, theirs in zip(
+        keras.saving.load_model(got).get_weights(), keras.saving.load_model(want).get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+# -- Data parallel on JAX ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_data_parallel_on_jax_trains_on_two_host_devices(workdir):
+    env = cli_env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    args = ["+experiment=mnist", "backend=jax", "trainer.strategy=data_parallel", *TINY]
+    # A batch splits evenly over the devices: predict's samples too.
+    result = run_cli(*args, "stages.predict.samples=4", "tracking.log_model=false", cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Global batch 128: 64 per replica x 2 replicas" in result.stdout
+    run = only_run(workdir, "mnist")
+    assert run.data.tags["distribute.strategy"] == "data_parallel"
+    assert run.data.tags["distribute.replicas"] == "2"
+    assert [step for step, _ in metric_history(mlflow_client(workdir), run.info.run_id, "fit/loss")] == [0]
+
+
+# -- A sweep over backends, one process per job -------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_sweep_over_backends_on_submitit_processes_trains_each_job_on_its_backend(workdir):
+    import jax
+
+    args = ["-m", "+experiment=mnist", "backend=tensorflow,jax", "hydra/launcher=slurm_local", *TINY]
+    result = run_cli(*args, "stages.predict=null", "tracking.log_model=false", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, children = parent_and_children(mlflow_client(workdir), "mnist")
+    versions = {run.data.params["backend"]: run.data.tags["orchestrator.backend_version"] for run in children}
+    assert versions["jax"] == jax.__version__
+    assert set(versions) == {"tensorflow", "jax"}
+    assert all(run.info.status == "FINISHED" for run in children)
+    assert versions["tensorflow"] == metadata.version("tensorflow")
