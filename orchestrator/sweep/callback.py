@@ -92,8 +92,9 @@ class SweepCallback(Callback):
         node = config.hydra[mode]
         pattern = OmegaConf.to_container(node, resolve=False)["dir"]
         wanted = Path(str(node.dir))
-        key = command_key(list(config.hydra.overrides.task), backend=str(config.get("backend", "tensorflow")))
-        index = RunIndex(Path(config.hydra.runtime.cwd), key, kind)
+        backend = str(config.get("backend", "tensorflow"))
+        command = command_key(list(config.hydra.overrides.task), backend=backend)
+        index = RunIndex(Path(config.hydra.runtime.cwd), command, kind)
 
         def resumes(folder: Path) -> bool:
             entry = index.read() or {}
