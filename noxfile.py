@@ -22,8 +22,10 @@ SMOKE_OVERRIDES = ["trainer.epochs=1", "trainer.limit_batches=2"]
 
 @nox.session
 def tests(session):
-    """The test suite (what CI runs)."""
-    session.run("python", "-m", "pytest", *session.posargs)
+    """The test suite (what CI runs), on two worker processes: most tests wait on a CLI subprocess,
+    so two at a time keep both cores busy. ``--dist loadfile`` keeps each file on one worker, so a
+    module's shared fixture (a trained model, the bad-input corpus) runs once."""
+    session.run("python", "-m", "pytest", "-n", "2", "--dist", "loadfile", *session.posargs)
 
 
 @nox.session
