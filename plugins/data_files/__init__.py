@@ -100,8 +100,7 @@ def image_folder(
     )
     for name, folder in separate.items():
         sizes[name] = sum(len(files) for files in checks.class_folders(folder, key, f"{name}_path").values())
-    channels = checks.COLOR_MODES[color_mode]
-    shape = (size[0] * size[1] * channels,) if flatten else (*size, channels)
+    shape = _image_shape(size, color_mode, flatten)
     return _data(
         splits, shape, class_names, sizes, f"image_folder:{path}", {}, reusable=False, batch_size=batch_size
     )
@@ -163,8 +162,7 @@ def image_files(
         else None
         for name in SPLITS
     }
-    channels = checks.COLOR_MODES[color_mode]
-    shape = (size[0] * size[1] * channels,) if flatten else (*size, channels)
+    shape = _image_shape(size, color_mode, flatten)
     sizes = {name: len(parts[name]) for name in SPLITS}
     return _data(
         splits, shape, class_names, sizes, f"image_files:{path}", {}, reusable=False, batch_size=batch_size
@@ -257,6 +255,13 @@ def _class_numbers(labels: list[str]) -> tuple[np.ndarray, list[str]]:
     names = sorted(set(labels), key=int if numbers else str)
     index = {name: i for i, name in enumerate(names)}
     return np.asarray([index[label] for label in labels], dtype="int64"), names
+
+
+def _image_shape(size: tuple[int, int], color_mode: str, flatten: bool) -> tuple[int, ...]:
+    """The model's input shape for images of ``size`` (height, width): ``(h, w, channels)``, or
+    ``(h * w * channels,)`` when the images are flattened for an MLP."""
+    channels = checks.COLOR_MODES[color_mode]
+    return (size[0] * size[1] * channels,) if flatten else (*size, channels)
 
 
 def _data(
