@@ -6,6 +6,8 @@ numbers say" is assembled from the same figures, so it cannot drift from them.
 
 from __future__ import annotations
 
+import importlib
+
 from harness import median, spread
 
 #: The goals, as ratios to plain Keras measured in the same run (or absolute where stated).
@@ -141,6 +143,8 @@ def growth(first: dict, last: dict) -> float:
 
 def render(results: dict) -> str:
     meta = results["meta"]
+    if not results.get("guide"):
+        return render_suites_only(results)
     fig = figures(results)
     lines: list[str] = [
         "# Benchmarks",
@@ -178,6 +182,34 @@ def render(results: dict) -> str:
     lines += tracking_section(results, fig)
     lines += sweep_section(results, fig)
     lines += profile_section(results, fig)
+    lines += suite_sections(results)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def suite_rows(results: dict) -> list[tuple]:
+    """The summary rows of every suite measured (section 6)."""
+    rows = []
+    for name, measured in (results.get("suites") or {}).items():
+        rows += importlib.import_module(name).summary_rows(measured)
+    return rows
+
+
+def suite_sections(results: dict) -> list[str]:
+    """Each suite's own section, in the order they were measured, with the date it was measured."""
+    lines = []
+    for name, measured in (results.get("suites") or {}).items():
+        section = importlib.import_module(name).section(measured)
+        lines += [section[0], "", f"Measured {measured['date']}.", "", *section[1:], ""]
+    return lines
+
+
+def render_suites_only(results: dict) -> str:
+    """The page of a run that measured suites alone (``--only`` without an earlier full run)."""
+    lines = ["# Benchmarks", "", *machine_section(results["meta"])]
+    rows = suite_rows(results)
+    if rows:
+        lines += ["## Summary", "", *summary_table(rows), ""]
+    lines += suite_sections(results)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -310,12 +342,17 @@ def summary_section(results: dict, fig: dict) -> list[str]:
         f"Medians of {plural(meta['repeats'], 'interleaved repetition')}; ratios are to plain Keras "
         "(A) measured in the same run.",
         "",
-        "| figure | measured | goal | result | for reference |",
-        "| --- | ---: | --- | --- | --- |",
+        *summary_table(rows + suite_rows(results)),
+        "",
     ]
+    return lines
+
+
+def summary_table(rows: list[tuple]) -> list[str]:
+    """``(figure, measured, goal, passed, for reference)`` rows as a table; ``passed`` None: no goal."""
+    lines = ["| figure | measured | goal | result | for reference |", "| --- | ---: | --- | --- | --- |"]
     for name, value, goal, passed, note in rows:
-        lines.append(f"| {name} | {value} | {goal} | {verdict(passed)} | {note} |")
-    lines.append("")
+        lines.append(f"| {name} | {value} | {goal} | {'' if passed is None else verdict(passed)} | {note} |")
     return lines
 
 

@@ -26,6 +26,14 @@ What it measures, each command in a fresh subprocess:
    and the same fits in a plain Keras loop (``benchmarks/plain_keras_loop.py``) for reference.
 5. Profiles of one run of B and of a 5-job sweep (``benchmarks/profile_run.py``:
    pyinstrument if installed, else cProfile), summarised for whoever optimises next.
+6. The suites of ``SUITES``, each a module of ``benchmarks/`` that measures one more
+   subject against its own baseline, interleaved in the same run.
+
+``--only NAME`` measures one suite alone; with ``--json FILE`` the other figures
+already in FILE are kept and the page is written from all of them::
+
+    python benchmarks/run.py --json raw.json              # everything
+    python benchmarks/run.py --only NAME --json raw.json  # one suite again, the rest kept
 
 The results go to ``--output`` (default ``BENCHMARKS.md`` at the repository root).
 A command that fails prints the tail of its stderr and the harness exits 1.
@@ -34,6 +42,7 @@ A command that fails prints the tail of its stderr and the harness exits 1.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -64,6 +73,10 @@ BATCH_SIZE = 64
 KEYS = "ABCDE"
 #: Jobs of the profiled sweep (section 5): enough to see the per-job costs repeat.
 PROFILED_SWEEP_JOBS = 5
+#: The suites of section 6: module names in benchmarks/, each with ``measure(bench) -> dict``,
+#: ``summary_rows(results) -> list[tuple]`` (figure, measured, goal, passed or None, for reference)
+#: and ``section(results) -> list[str]`` (its markdown lines), ``results`` being what it measured.
+SUITES: tuple[str, ...] = ()
 
 
 class Settings:
@@ -464,6 +477,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render", type=Path, default=None, help="measure nothing: write --output from a saved --json"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SUITES,
+        default=None,
+        help="measure only this suite (repeatable); the rest of --json FILE is kept",
+    )
     options = parser.parse_args(argv)
     if options.repeats is not None and options.repeats < 1:
         parser.error("--repeats must be 1 or more")
@@ -479,11 +499,19 @@ def main(argv: list[str] | None = None) -> int:
     bench.say(f"{'quick' if settings.quick else 'full'} run, {settings.repeats} repetition(s), in {root}")
     started_at = datetime.now(UTC)
     load_before = load_1min()
+    earlier = options.only and options.json is not None and options.json.exists()
+    kept = json.loads(options.json.read_text()) if earlier else {}
     try:
-        guide = bench.guide()
-        startup = bench.startup()
-        sweep = bench.sweep()
-        profile = bench.profile()
+        if options.only:
+            core = {key: kept.get(key) for key in ("guide", "startup", "sweep", "profile")}
+        else:
+            core = {"guide": bench.guide(), "startup": bench.startup(), "sweep": bench.sweep()}
+            core["profile"] = bench.profile()
+        suites = dict(kept.get("suites") or {})
+        for name in options.only or SUITES:
+            bench.say(f"suite {name}")
+            suites[name] = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+            suites[name].update(importlib.import_module(name).measure(bench))
     except ChildFailed as error:
         print(f"\n[bench] FAILED: {error}", file=sys.stderr, flush=True)
         print(f"[bench] its folder is kept: {root}", file=sys.stderr, flush=True)
@@ -511,11 +539,11 @@ def main(argv: list[str] | None = None) -> int:
             "git": git_state(),
             "commands": {key: display(bench.commands(key, Path("<temp>"))) for key in KEYS},
         },
-        "guide": guide,
-        "startup": startup,
-        "sweep": sweep,
-        "profile": profile,
+        **core,
+        "suites": suites,
     }
+    if options.only and kept.get("meta"):
+        results["meta"] = {**kept["meta"], "loads": kept["meta"]["loads"] + bench.loads}
     if options.json is not None:
         options.json.write_text(json.dumps(results, indent=1))
     options.output.parent.mkdir(parents=True, exist_ok=True)
