@@ -124,6 +124,13 @@ class OrchestratorOptunaSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config
         )
 
+    @staticmethod
+    def dry_run_jobs(config: DictConfig) -> list[list[str]]:
+        """The override lists of the trials a sweep of ``config`` starts with (``dry_run=true``)."""
+        from hydra_plugins.orchestrator_optuna_sweeper._dry_run import first_trials
+
+        return first_trials(config)
+
     # -- the sweep ---------------------------------------------------------------------
 
     def sweep(self, arguments: list[str]) -> Any:

@@ -65,7 +65,15 @@ class SweepCallback(Callback):
         return {**self.__dict__, "sweep": None, "index": None, "claim": None}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """A single run: mask its secrets in the log; claim its folder (``hydra.run.dir``)."""
+        """A single run: mask its secrets in the log; claim its folder (``hydra.run.dir``).
+
+        With ``dry_run=true`` the run's config is checked and the command ends here, before
+        any folder exists (:mod:`orchestrator.dry_run`).
+        """
+        if config.get("dry_run"):
+            from orchestrator import dry_run
+
+            raise SystemExit(dry_run.run(config))
         self.secrets = Secrets.of(config)
         mask_log(self.secrets)
         self._claim(config, "run", "runs", "output_dir")
@@ -124,6 +132,10 @@ class SweepCallback(Callback):
         return self.claim.path
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.get("dry_run"):  # every job checked, none started (orchestrator/dry_run.py)
+            from orchestrator import dry_run
+
+            raise SystemExit(dry_run.sweep(config))
         check_before_sweep(config)
         self.secrets = Secrets.of(config)
         mask_log(self.secrets)
