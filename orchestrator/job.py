@@ -28,6 +28,7 @@ from orchestrator.run import execute, prepare
 from orchestrator.secrets import Secrets
 from orchestrator.session import Session
 from orchestrator.status import Status
+from orchestrator.sweep.best import best_epochs, job_params
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
 from orchestrator.sweep.state import current_job
 
@@ -113,6 +114,9 @@ def run_job(cfg: DictConfig, session: Session) -> float | None:
         if name.startswith("time/")
     }
     entry["max_rss_mb"] = round(max_rss_mb(), 1)
+    entry["best_epochs"] = best_epochs(context)
+    entry["output_dir"] = str(Path(hydra_cfg.runtime.output_dir).resolve())
+    entry["params"] = job_params(cfg)
     if context is not None and not context.chief:
         return entry["objective"]  # the chief worker records the job
     record(sweep.dir, entry)
