@@ -34,7 +34,7 @@ from orchestrator.resume.index import INDEX
 #: The report's file, in the project state folder (``.orchestrator/``) of the folder the command runs from.
 REPORT = INDEX / "dry-run.json"
 #: With more jobs than this, a progress line goes to stderr every this many jobs.
-PROGRESS_EVERY = 25
+PROGRESS_EVERY = 10
 
 
 @dataclass
@@ -179,7 +179,7 @@ def lines(report: Report) -> list[str]:
         out.append(f"  the sweep's config  FAILED  {report.shared.key}: {report.shared.problem}")
     common = set.intersection(*(set(job.overrides) for job in report.jobs)) if len(report.jobs) > 1 else set()
     if common:
-        out.insert(0, f"Every job: {' '.join(o for o in report.arguments if o in common) or '-'}")
+        out.insert(0, f"Every job: {' '.join(o for o in report.jobs[0].overrides if o in common)}")
     width = max((len(_own(job, common)) for job in report.jobs), default=0)
     for job in report.jobs:
         name = "run" if job.number is None else f"job {job.number}"
