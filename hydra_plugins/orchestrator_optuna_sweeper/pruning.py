@@ -62,10 +62,18 @@ def orchestrator_after_sweep(sweep, jobs, report):
         return
     from hydra_plugins.orchestrator_optuna_sweeper import _study
 
-    if _study.is_selected(sweep.cfg):
-        from hydra_plugins.orchestrator_optuna_sweeper._review import review_study
+    if not _study.is_selected(sweep.cfg):
+        return
+    from hydra_plugins.orchestrator_optuna_sweeper._review import review_study
 
+    try:
         report.update(review_study(sweep.dir))
+    except Exception as error:  # the parent run must still be told the rest and ended
+        import logging
+
+        logging.getLogger("orchestrator.optuna").warning(
+            "The Optuna study's review is incomplete: %s: %s", type(error).__name__, error
+        )
 
 
 def _check_search(sweep) -> None:
