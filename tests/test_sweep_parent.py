@@ -40,6 +40,7 @@ SEARCH = [
     "trainer.verbose=0",
     "trainer.epochs=2",
     "trainer.limit_batches=2",
+    "stages.test=null",
     "stages.predict=null",
     "tracking.log_checkpoints=false",
     f"tracking.experiment_name={EXPERIMENT}",
