@@ -103,7 +103,8 @@ def sweep(config: DictConfig) -> int:
         else:
             report.kind = "grid sweep"
     except UserError as error:
-        report.shared = Checked(None, arguments, error.key, error.problem)
+        if report.shared.passed:
+            report.shared = Checked(None, arguments, error.key, error.problem)
         jobs = []
     if jobs is None:
         report.note = (
@@ -112,7 +113,7 @@ def sweep(config: DictConfig) -> int:
         )
         jobs = []
     if report.shared.passed:
-        _check_each(config, [_shown(job, config) for job in jobs], report)
+        _check_each(config, jobs, report)
     return _finish(config, report)
 
 
@@ -141,11 +142,11 @@ def _check_each(config: DictConfig, jobs: list[list[str]], report: Report) -> No
     for number, overrides in enumerate(jobs):
 
         def one(overrides: list[str] = overrides) -> None:
-            composed = compose_job(loader, config, [*overrides, "dry_run=true"])
+            composed = compose_job(loader, config, overrides)
             backends.add(str(composed.backend))
             check_job(composed)
 
-        report.jobs.append(_check(number, overrides, one))
+        report.jobs.append(_check(number, _shown(overrides, config), one))
         done = number + 1
         if len(jobs) > PROGRESS_EVERY and (done % PROGRESS_EVERY == 0 or done == len(jobs)):
             failed = sum(not job.passed for job in report.jobs)
