@@ -97,6 +97,9 @@ def test_every_child_has_the_best_epoch_of_the_objective_and_of_the_pruning_metr
             value, epoch = best_of(history)
             assert float(row[f"best {metric}"]) == pytest.approx(value, rel=1e-9)
             assert int(row[f"best {metric} epoch"]) == epoch
+            # ... and on the child run itself, at the step of that epoch, for MLflow's comparison
+            logged = metric_history(client, run.info.run_id, f"best/{metric}")
+            assert logged == [(epoch, pytest.approx(value))]
         # The objective the sweeper was told is the last epoch's, which need not be the best one.
         last = metric_history(client, run.info.run_id, OBJECTIVE)[-1][1]
         assert float(row["objective"]) == pytest.approx(last, rel=1e-9)

@@ -320,6 +320,9 @@ class MlflowTracker:
                 }
             )
             self._register_champion(sweep, parent, top)
+        bests = {j["run_id"]: j["best_epochs"] for j in jobs if j.get("run_id") and j.get("best_epochs")}
+        if bests:  # best/<metric> on each job's run, for MLflow's comparison
+            parent.call("orchestrator.tracking.best_epochs:log_best_epochs", bests=bests)
         counts = {status: sum(j["status"] == status for j in jobs) for status in {j["status"] for j in jobs}}
         parent.log_metrics({f"jobs_{status.lower()}": count for status, count in counts.items()}, step=0)
         failed = not sweep.completed or any(j["status"] in FAILURES for j in jobs)
