@@ -29,12 +29,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from orchestrator.backend import check_sweep_backends
+from orchestrator.config import flatten
 from orchestrator.errors import UserError, exit_on
 from orchestrator.folders import Claim, claim_folder, follows_a_chief, named_by_time
 from orchestrator.plugins import get_plugin_manager
 from orchestrator.resume.index import UNFINISHED, RunIndex, command_key
 from orchestrator.secrets import Secrets, mask_log, mask_yaml
 from orchestrator.status import Status
+from orchestrator.sweep import devices, policy
 from orchestrator.sweep.grid import check_job, check_jobs, grid_jobs
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
 from orchestrator.sweep.report import write_report
@@ -49,10 +51,24 @@ class SweepCallback(Callback):
 
     Args:
         fail_fast: skip the jobs that have not started once one job failed.
+        retries, retry_delay, time_limit: the jobs' failure policy (:mod:`orchestrator.sweep.policy`).
+        devices: one entry per device slot (:mod:`orchestrator.sweep.devices`); ``None``: every job
+            sees every device.
     """
 
-    def __init__(self, fail_fast: bool = False):
+    def __init__(
+        self,
+        fail_fast: bool = False,
+        retries: int = 0,
+        retry_delay: float = 10.0,
+        time_limit: float | None = None,
+        devices: Any = None,
+    ):
         self.fail_fast = fail_fast
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.time_limit = time_limit
+        self.devices = OmegaConf.to_container(devices) if OmegaConf.is_config(devices) else devices
         self.sweep: Sweep | None = None
         self.index: Any = None
         self.started = 0.0
@@ -71,7 +87,14 @@ class SweepCallback(Callback):
         self._claim(config, "run", "runs", "output_dir")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Each job (in whichever process runs it): mask its secrets in the log and in Hydra's files."""
+        """Each job (in whichever process runs it): take its device slot, before TensorFlow starts;
+        mask its secrets in the log and in Hydra's files."""
+        if self.devices is not None and config.hydra.mode == RunMode.MULTIRUN:
+            sweep_dir = Path(config.hydra.runtime.cwd) / str(config.hydra.sweep.dir)
+            slot = devices.take(sweep_dir, devices.parse(self.devices))
+            if slot is not None:
+                slot.apply()
+                log.info("Job %s runs on %s", config.hydra.job.num, slot.text)
         secrets = Secrets.of(config)
         mask_log(secrets)
         if config.hydra.output_subdir is not None:
@@ -124,7 +147,16 @@ class SweepCallback(Callback):
         return self.claim.path
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.monotonic()
         check_before_sweep(config)
+        try:
+            policy.check(self.retries, self.retry_delay, self.time_limit)
+            workers = config.hydra.launcher.get("n_jobs")
+            devices.check(
+                devices.parse(self.devices), workers if isinstance(workers, int) and workers > 0 else None
+            )
+        except UserError as error:
+            exit_on(error)
         self.secrets = Secrets.of(config)
         mask_log(self.secrets)
         sweep_dir = self._claim(config, "sweep", "sweeps", "sweep_dir").resolve()
@@ -140,7 +172,18 @@ class SweepCallback(Callback):
         key = command_key(arguments, backend=str(config.get("backend", "tensorflow")))  # as _claim's
         self.index = RunIndex(Path(config.hydra.runtime.cwd), key, kind="sweeps")
         previous = self._unfinished_sweep(bool(config.resume))
+        fingerprint = sweep_fingerprint(config)
         if previous is not None:
+            changed = what_changed(previous.get("config") or {}, fingerprint)
+            if changed:
+                exit_on(
+                    UserError(
+                        "resume",
+                        f"the interrupted sweep in {previous['sweep_dir']} was started with another config: "
+                        f"{changed}. Start it with the config it had to finish it, or with resume=false "
+                        "for a new sweep.",
+                    )
+                )
             self._continue(previous)
         self.sweep.state["sweep_id"] = self.sweep.id
         get_plugin_manager().hook.orchestrator_before_sweep(sweep=self.sweep)
@@ -150,11 +193,11 @@ class SweepCallback(Callback):
                 sweep_id=self.sweep.id,
                 sweep_dir=str(sweep_dir),
                 state=self.sweep.state,
+                config=fingerprint,
                 status=Status.RUNNING,
             )
         os.environ["ORCHESTRATOR_SWEEP_ID"] = self.sweep.id
         os.environ[STATE_ENV] = json.dumps(self.sweep.state)
-        self.started = time.monotonic()
         atexit.register(self._finish_interrupted)
         log.info("Sweep %s started in %s", self.sweep.id, sweep_dir)
 
@@ -202,14 +245,16 @@ class SweepCallback(Callback):
             return False
         self.finished = True
         self.sweep.completed = completed
-        mask_yaml(self.sweep.dir / "multirun.yaml", self.secrets)
         jobs = read_journal(self.sweep.dir)
-        report = write_report(self.sweep, jobs)
-        get_plugin_manager().hook.orchestrator_after_sweep(sweep=self.sweep, jobs=jobs, report=report)
+        try:
+            mask_yaml(self.sweep.dir / "multirun.yaml", self.secrets)
+            report = write_report(self.sweep, jobs)
+            get_plugin_manager().hook.orchestrator_after_sweep(sweep=self.sweep, jobs=jobs, report=report)
+        finally:  # a report that fails leaves the sweep ended all the same: never resumed into its folder
+            if self.index is not None and self.index.claimed:
+                self.index.write(status=Status.FINISHED if completed else Status.KILLED)
+                self.index.release()
         failed = [j for j in jobs if j["status"] in FAILURES]
-        if self.index is not None and self.index.claimed:
-            self.index.write(status=Status.FINISHED if completed else Status.KILLED)
-            self.index.release()
         log.info(
             "Sweep %s: %d jobs, %d failed or skipped, %.1f s. Best: %s",
             self.sweep.id,
@@ -265,6 +310,44 @@ def _check_launcher(launcher: DictConfig) -> None:
             "hydra.launcher.n_jobs",
             f"must be the number of jobs to run at once (1 or more; -1: one per CPU), got {n_jobs!r}.",
         )
+
+
+#: Keys of a sweep's config that may differ between two starts of the same sweep.
+VOLATILE = (
+    "hydra.run",
+    "hydra.sweep",
+    "hydra.runtime",
+    "hydra.job",
+    "hydra.overrides",
+    "hydra.callbacks",
+    "resume",
+)
+
+
+def sweep_fingerprint(config: DictConfig) -> dict[str, str]:
+    """The sweep's config as ``{dotted key: value}``: the jobs' config and ``hydra.sweeper`` (the search)."""
+    job = OmegaConf.to_container(
+        OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]), resolve=True
+    )
+    sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
+    shown = Secrets.of(config).node({**job, "hydra": {"sweeper": sweeper}})
+    flat = flatten(shown)
+    return {key: str(value) for key, value in flat.items() if not key.startswith(VOLATILE)}
+
+
+def what_changed(before: dict[str, str], now: dict[str, str]) -> str:
+    """``"trainer.epochs (was 2, now 3), seed (new: 1)"``: the keys that differ, the first five."""
+    keys = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    shown = []
+    for key in keys[:5]:
+        if key not in before:
+            shown.append(f"{key} (new: {now[key]})")
+        elif key not in now:
+            shown.append(f"{key} (was {before[key]}, now unset)")
+        else:
+            shown.append(f"{key} (was {before[key]}, now {now[key]})")
+    more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
+    return ", ".join(shown) + more
 
 
 def quoted(value: str) -> str:
