@@ -95,7 +95,7 @@ def run_job(cfg: DictConfig, session: Session) -> float | None:
     started = time.monotonic()
     while True:
         context = _attempt(prepared, sweep, entry)
-        if entry["status"] != Status.FAILED or entry.get("user_error") or sweep.attempt > sweep.retries:
+        if entry["status"] != Status.FAILED or entry.get("refused") or sweep.attempt > sweep.retries:
             break
         log.warning(
             "Job %d failed (attempt %d of %d); it runs again in %g s: %s",
@@ -103,7 +103,7 @@ def run_job(cfg: DictConfig, session: Session) -> float | None:
         )  # fmt: skip
         time.sleep(sweep.retry_delay)
         sweep.attempt += 1
-    entry.pop("user_error", None)
+    entry.pop("refused", None)
     if sweep.attempt > 1:
         entry["attempts"] = sweep.attempt
     entry["run_id"] = context.run_id if context is not None else None
@@ -139,7 +139,8 @@ def _attempt(prepared: Any, sweep: Any, entry: dict[str, Any]) -> Any:
             objective = execute(context)
         entry.update(status=context.outcome or Status.FINISHED, objective=objective)
     except UserError as error:
-        entry.update(status=Status.FAILED, error=str(error), user_error=True)
+        # a config that is refused before the run starts fails again: it is not retried
+        entry.update(status=Status.FAILED, error=str(error), refused=context is None)
         log.error("Job %d failed: %s", sweep.number, error)
     except KeyboardInterrupt:
         record(sweep.dir, {**entry, "status": Status.KILLED, "error": "interrupted"})

@@ -332,7 +332,11 @@ def sweep_fingerprint(config: DictConfig) -> dict[str, str]:
     sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
     shown = Secrets.of(config).node({**job, "hydra": {"sweeper": sweeper}})
     flat = flatten(shown)
-    return {key: str(value) for key, value in flat.items() if not key.startswith(VOLATILE)}
+    return {
+        key: str(value)
+        for key, value in flat.items()
+        if not any(key == v or key.startswith(f"{v}.") for v in VOLATILE)
+    }
 
 
 def what_changed(before: dict[str, str], now: dict[str, str]) -> str:

@@ -4,8 +4,8 @@
 
 * ``retries`` (0): a job that fails (an exception, its time limit) runs again, up
   to this many times, ``retry_delay`` seconds later, in a new MLflow child run
-  tagged ``orchestrator.attempt``; a mistake in the config (a :class:`UserError`)
-  is not retried, nor is a job stopped by Ctrl-C;
+  tagged ``orchestrator.attempt``; a job whose config is refused before its run
+  starts is not retried (it would be refused again), nor is one stopped by Ctrl-C;
 * ``time_limit`` (null): seconds one attempt may take; past it the attempt fails
   with :class:`TimeLimit` (the signal ``SIGALRM`` interrupts it between two Python
   steps, such as two training batches).

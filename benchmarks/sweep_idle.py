@@ -1,0 +1,122 @@
+"""Idle workers in a parallel Optuna sweep: batches (Hydra's way) against asynchronous workers.
+
+Two joblib workers run trials of unequal length, long and short in turn
+(``trainer.epochs`` 6 or 1, enqueued), through ``hydra/sweeper=orchestrator_optuna``:
+
+* batched (``hydra.sweeper.batches=true``): the sweeper asks for two trials, waits for
+  both to end, then asks again, as Hydra's sweepers do;
+* asynchronous (the default): a worker whose trial ended gets a new one at once.
+
+From each trial's start and end in the Optuna study, the idle share is the part
+of the two workers' time between the first and the last trial start in which a
+worker ran no trial: ``1 - (trial-seconds running in that window) / (2 x window)``.
+The variants are interleaved, medians of the repetitions. Goal: asynchronous at most 10%.
+
+    python benchmarks/run.py --only sweep_idle --json /tmp/sweep_idle.json --output /tmp/sweep_idle.md
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+WORKERS = 2
+GOAL = 0.10
+VARIANTS = {"batched": ["hydra.sweeper.batches=true"], "asynchronous": []}
+
+
+def trials(quick: bool) -> list[int]:
+    """The epochs of each trial, long and short in turn."""
+    return [1, 1] if quick else [6, 1, 6, 1, 6, 1]
+
+
+def command(epochs: list[int], sweep_dir: Path, extra: list[str]) -> list[str]:
+    enqueued = ",".join(f"{{trainer.epochs:{e}}}" for e in epochs)
+    return [
+        sys.executable, "-m", "orchestrator", "-m", "+experiment=mnist", "hydra/sweeper=orchestrator_optuna",
+        "data.source=bundled", "trainer.verbose=0", "tracking=off", "stages.predict=null",
+        "trainer.epochs=choice(1,6)", f"hydra.sweeper.enqueue_trials=[{enqueued}]",
+        f"hydra.sweeper.n_trials={len(epochs)}", "hydra.sweeper.pruner.name=none",
+        f"hydra.sweeper.n_jobs={WORKERS}", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={WORKERS}",
+        "hydra.sweeper.study_name=idle", f"hydra.sweep.dir={sweep_dir}", *extra,
+    ]  # fmt: skip
+
+
+def spans(sweep_dir: Path) -> list[tuple[float, float]]:
+    """``(start, end)`` in seconds of every trial of the study, from its journal."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "optuna-journal.log")))
+    study = optuna.load_study(study_name="idle", storage=storage)
+    return [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in study.get_trials()]
+
+
+def idle_share(intervals: list[tuple[float, float]], workers: int = WORKERS) -> float:
+    """The share of ``workers``' time between the first and the last trial start with no trial running."""
+    first = min(start for start, _ in intervals)
+    last = max(start for start, _ in intervals)
+    if last <= first:
+        return 0.0
+    busy = sum(max(0.0, min(end, last) - max(start, first)) for start, end in intervals)
+    return max(0.0, 1 - busy / (workers * (last - first)))
+
+
+def measure(bench) -> dict:
+    epochs = trials(bench.settings.quick)
+    repeats = 1 if bench.settings.quick else bench.settings.repeats
+    names = ["asynchronous"] if bench.settings.quick else list(VARIANTS)
+    results: dict = {name: {"idle": [], "wall": []} for name in names}
+    for repetition in range(repeats):
+        for name in names:
+            folder = bench.folder(f"sweep-idle-{name}-{repetition}")
+            sweep_dir = folder / "sweep"
+            bench.say(f"sweep_idle: {name} {repetition + 1}/{repeats}")
+            measured = bench.measure(f"sweep-idle-{name}", command(epochs, sweep_dir, VARIANTS[name]), folder)
+            results[name]["idle"].append(idle_share(spans(sweep_dir)))
+            results[name]["wall"].append(measured["wall"])
+    return {"trials": epochs, "workers": WORKERS, "variants": results}
+
+
+def _median(results: dict, name: str, key: str) -> float | None:
+    values = (results.get("variants") or {}).get(name, {}).get(key) or []
+    return statistics.median(values) if values else None
+
+
+def summary_rows(results: dict) -> list[tuple]:
+    rows = []
+    asynchronous = _median(results, "asynchronous", "idle")
+    if asynchronous is not None:
+        rows.append(
+            (
+                "idle worker share, asynchronous Optuna workers",
+                f"{asynchronous:.1%}",
+                "<= 10%",
+                asynchronous <= GOAL,
+            )
+        )
+    batched = _median(results, "batched", "idle")
+    if batched is not None:
+        rows.append(("idle worker share, batched (Hydra's way)", f"{batched:.1%}", "reference", None))
+    return rows
+
+
+def section(results: dict) -> list[str]:
+    lines = [
+        "## Idle workers in a parallel Optuna sweep",
+        "",
+        f"{results.get('workers', WORKERS)} joblib workers, trials of "
+        f"{'/'.join(str(e) for e in results.get('trials', []))} epochs (enqueued in turn), tracking off; "
+        "idle share between the first and the last trial start, from the trials' start and end in the study. "
+        "Medians of the repetitions, the variants interleaved.",
+        "",
+        "| variant | idle share | wall (s) |",
+        "| --- | --- | --- |",
+    ]
+    for name in VARIANTS:
+        idle, wall = _median(results, name, "idle"), _median(results, name, "wall")
+        if idle is not None:
+            lines.append(f"| {name} | {idle:.1%} | {wall:.1f} |")
+    return lines
