@@ -31,14 +31,21 @@ def trials(quick: bool) -> list[int]:
     return [1, 1] if quick else [6, 1, 6, 1, 6, 1]
 
 
-def command(epochs: list[int], sweep_dir: Path, extra: list[str]) -> list[str]:
+def command(epochs: list[int], sweep_dir: Path, extra: list[str], quick: bool = False) -> list[str]:
+    """The sweep; ``quick``: two tiny trials in the sweep's own process (the harness's check)."""
     enqueued = ",".join(f"{{trainer.epochs:{e}}}" for e in epochs)
+    workers = 1 if quick else WORKERS
+    launcher = (
+        ["trainer.limit_batches=2"]
+        if quick
+        else ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"]
+    )
     return [
         sys.executable, "-m", "orchestrator", "-m", "+experiment=mnist", "hydra/sweeper=orchestrator_optuna",
         "data.source=bundled", "trainer.verbose=0", "tracking=off", "stages.predict=null",
         "trainer.epochs=choice(1,6)", f"hydra.sweeper.enqueue_trials=[{enqueued}]",
         f"hydra.sweeper.n_trials={len(epochs)}", "hydra.sweeper.pruner.name=none",
-        f"hydra.sweeper.n_jobs={WORKERS}", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={WORKERS}",
+        f"hydra.sweeper.n_jobs={workers}", *launcher,
         "hydra.sweeper.study_name=idle", f"hydra.sweep.dir={sweep_dir}", *extra,
     ]  # fmt: skip
 
@@ -74,10 +81,11 @@ def measure(bench) -> dict:
             folder = bench.folder(f"sweep-idle-{name}-{repetition}")
             sweep_dir = folder / "sweep"
             bench.say(f"sweep_idle: {name} {repetition + 1}/{repeats}")
-            measured = bench.measure(f"sweep-idle-{name}", command(epochs, sweep_dir, VARIANTS[name]), folder)
-            results[name]["idle"].append(idle_share(spans(sweep_dir)))
+            argv = command(epochs, sweep_dir, VARIANTS[name], bench.settings.quick)
+            measured = bench.measure(f"sweep-idle-{name}", argv, folder)
+            results[name]["idle"].append(idle_share(spans(sweep_dir), 1 if bench.settings.quick else WORKERS))
             results[name]["wall"].append(measured["wall"])
-    return {"trials": epochs, "workers": WORKERS, "variants": results}
+    return {"trials": epochs, "workers": 1 if bench.settings.quick else WORKERS, "variants": results}
 
 
 def _median(results: dict, name: str, key: str) -> float | None:
@@ -88,7 +96,7 @@ def _median(results: dict, name: str, key: str) -> float | None:
 def summary_rows(results: dict) -> list[tuple]:
     rows = []
     asynchronous = _median(results, "asynchronous", "idle")
-    if asynchronous is not None:
+    if asynchronous is not None and results.get("workers") == WORKERS:
         rows.append(
             (
                 "idle worker share, asynchronous Optuna workers",

@@ -21,7 +21,6 @@ when this module loads: ``--help`` and ``--cfg`` stay fast.
 # module before it is in sys.modules, and dataclasses then cannot resolve string
 # annotations.
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,15 +30,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
-from orchestrator.status import Status
 from orchestrator.sweep.journal import FAILURES, read_journal
 from orchestrator.sweep.state import read_state
 
 log = logging.getLogger("orchestrator.optuna")
-
-#: Trial user attributes: the job number that runs the trial, and the sweep that asked for it.
-JOB_ATTR = "orchestrator.job"
-SWEEP_ATTR = "orchestrator.sweep_id"
 
 
 @dataclass
@@ -148,7 +142,7 @@ class OrchestratorOptunaSweeper(Sweeper):
     def _sweep(self, arguments: list[str]) -> list[Any]:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        from hydra_plugins.orchestrator_optuna_sweeper import _space, _study, _workers
+        from hydra_plugins.orchestrator_optuna_sweeper import _space, _study, _trials, _workers
 
         try:
             import optuna
@@ -196,16 +190,19 @@ class OrchestratorOptunaSweeper(Sweeper):
             log.info("Study '%s' resumed with %d trials; sampler seed %d", study_name, existing, seed)
         for values in _space.enqueued(space, self.enqueue_trials):
             study.enqueue_trial(values, skip_if_exists=True)
-        mine = [t for t in trials if t.user_attrs.get(SWEEP_ATTR) == sweep_id]
-        ended = [t for t in mine if t.state.is_finished()]
-        in_flight = [t for t in mine if not t.state.is_finished()] if resumed_from is not None else []
+        ended, in_flight = _trials.of_sweep(trials, sweep_id, resumed=resumed_from is not None)
+        mine = ended + in_flight
         info: dict[str, Any] = {
             "study_name": study_name,
             "storage": storage,
             "direction": direction,
             "pruner": pruner_conf,
             "pruning_metric": pruning_metric,
-            "trials": {str(t.user_attrs[JOB_ATTR]): t.number for t in mine if JOB_ATTR in t.user_attrs},
+            "trials": {
+                str(t.user_attrs[_trials.JOB_ATTR]): t.number
+                for t in mine
+                if _trials.JOB_ATTR in t.user_attrs
+            },
         }
         remaining = max(0, self.n_trials - len(ended) - len(in_flight))
         if mine:
@@ -225,7 +222,7 @@ class OrchestratorOptunaSweeper(Sweeper):
             pruner_conf["name"],
             pruning_metric or "-",
         )
-        self.job_idx = next_job_number(sweep_dir, info, resumed_from)
+        self.job_idx = _trials.next_job_number(sweep_dir, info, resumed_from)
         distributions = {key: dim.distribution for key, dim in space.items()}
         trial_of: dict[int, Any] = {}
         left = {"ask": remaining}
@@ -244,13 +241,13 @@ class OrchestratorOptunaSweeper(Sweeper):
             trial = study.ask(distributions)
             number = self.job_idx
             self.job_idx += 1
-            trial.set_user_attr(JOB_ATTR, number)
-            trial.set_user_attr(SWEEP_ATTR, sweep_id)
+            trial.set_user_attr(_trials.JOB_ATTR, number)
+            trial.set_user_attr(_trials.SWEEP_ATTR, sweep_id)
             return self._hand_out(info, sweep_dir, trial, number, overrides_of(trial), trial_of)
 
         first = []
         for frozen in in_flight:
-            number = int(frozen.user_attrs[JOB_ATTR])
+            number = int(frozen.user_attrs[_trials.JOB_ATTR])
             trial = optuna.trial.Trial(study, frozen._trial_id)
             first.append(self._hand_out(info, sweep_dir, trial, number, overrides_of(frozen), trial_of))
             log.info(
@@ -269,7 +266,7 @@ class OrchestratorOptunaSweeper(Sweeper):
                     type(error).__name__,
                     error,
                 )
-            self._tell(study, trial, number, result, sweep_dir)
+            _trials.tell(study, trial, number, result, sweep_dir, error, item[1])
             if result is not None:
                 returns.append([result])
 
@@ -281,7 +278,7 @@ class OrchestratorOptunaSweeper(Sweeper):
             workers=self.n_jobs,
             batched=self.batches,
         )
-        self._summary(study)
+        _trials.summary(study)
         return returns
 
     def _hand_out(
@@ -307,45 +304,6 @@ class OrchestratorOptunaSweeper(Sweeper):
         self.validate_batch_is_legal([overrides])
         return self.launcher.launch([overrides], initial_job_idx=number)[0]
 
-    def _tell(self, study: Any, trial: Any, number: int, result: Any, sweep_dir: Path) -> None:
-        """Tell Optuna the job's outcome, from the sweep journal (by job number) and its return value."""
-        import optuna
-        from hydra.core.utils import JobStatus
-
-        State = optuna.trial.TrialState
-        entry = {e["number"]: e for e in read_journal(sweep_dir)}.get(number, {})
-        if entry.get("run_id"):
-            trial.set_user_attr("mlflow.run_id", entry["run_id"])
-        status = entry.get("status")
-        completed = result is not None and result.status == JobStatus.COMPLETED
-        value = _number(result.return_value) if completed else None
-        if value is None and status in (None, Status.FINISHED):
-            value = _number(entry.get("objective"))
-        if status == Status.PRUNED:
-            study.tell(trial, state=State.PRUNED, skip_if_finished=True)
-        elif status in (None, Status.FINISHED) and completed and value is not None:
-            study.tell(trial, value, skip_if_finished=True)
-        else:
-            why = entry.get("error") or (
-                "no objective (objective.metric not logged)" if status == Status.FINISHED else status
-            )
-            log.warning("Trial %d (job %d) failed: %s", trial.number, number, why or "job failed")
-            study.tell(trial, state=State.FAIL, skip_if_finished=True)
-
-    def _summary(self, study: Any) -> None:
-        import optuna
-
-        trials = study.get_trials(deepcopy=False)
-        counts = {state.name: sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
-        shown = ", ".join(f"{count} {name.lower()}" for name, count in counts.items() if count)
-        completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        best = (
-            f"trial {study.best_trial.number} = {study.best_value:.6g} {study.best_params}"
-            if completed
-            else "none"
-        )
-        log.info("Optuna study '%s': %s. Best: %s", study.study_name, shown or "no trials", best)
-
     # -- checks -----------------------------------------------------------------------------
 
     def _stop_after_failure(self, sweep_dir: Path) -> bool:
@@ -355,16 +313,6 @@ class OrchestratorOptunaSweeper(Sweeper):
         if not callback.get("fail_fast", False):
             return False
         return any(entry["status"] in FAILURES for entry in read_journal(sweep_dir))
-
-
-def next_job_number(sweep_dir: Path, info: dict[str, Any], resumed_from: Path | None) -> int:
-    """The first job number no job of this sweep has had: after the journal's, the trial file's and the
-    job folders' (a resumed sweep never writes into a folder of an earlier job)."""
-    numbers = [int(n) for n in info["trials"]]
-    for folder in {sweep_dir, *([resumed_from] if resumed_from else [])}:
-        numbers += [int(e["number"]) for e in read_journal(folder)]
-        numbers += [int(p.name) for p in Path(folder).iterdir() if p.is_dir() and p.name.isdigit()]
-    return max(numbers, default=-1) + 1
 
 
 def _plain(node: Any) -> Any:
@@ -391,12 +339,3 @@ def _dotted(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _number(value: Any) -> float | None:
-    """A finite float, or ``None``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

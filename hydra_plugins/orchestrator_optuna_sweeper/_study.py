@@ -1,7 +1,7 @@
 """What the Optuna sweeper and its jobs share: the search space, the storage, the trial file.
 
 The sweeper (main process) parses ``hydra.sweeper.params`` into Optuna
-distributions, creates the study, and before each batch writes
+distributions, creates the study, and before each trial's job starts writes
 ``optuna-sweep.json`` in the sweep folder: the study's name and storage, the
 pruner, the pruning metric, and which job number runs which trial. A job (in
 the main process or a launcher's worker) reads that file to find its trial and
@@ -228,7 +228,7 @@ def make_pruner(conf: dict[str, Any]) -> Any:
 
 
 def write_sweep_file(sweep_dir: Path, info: dict[str, Any]) -> None:
-    """Write ``optuna-sweep.json`` atomically (jobs of the next batch read it)."""
+    """Write ``optuna-sweep.json`` atomically (the jobs about to start read it)."""
     path = Path(sweep_dir) / SWEEP_FILE
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(info, indent=2))
