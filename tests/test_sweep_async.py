@@ -9,6 +9,7 @@ with another config it is refused; started again once it has ended, too.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from tests.conftest import (
     QUIET,
     assert_user_error,
+    cli_env,
     fixture_env,
     interrupt,
     mlflow_client,
@@ -204,3 +206,21 @@ def test_a_mistake_in_the_failure_policy_or_the_slots_is_refused_before_any_job(
 def test_parallel_trials_with_the_basic_launcher_are_refused(workdir):
     result = run_cli("-m", "+experiment=mnist", "+sweep=mnist_optuna", "hydra.sweeper.n_jobs=2", cwd=workdir)
     assert_user_error(result, "hydra.sweeper.n_jobs", "hydra/launcher=joblib hydra.launcher.n_jobs=2")
+
+
+@pytest.mark.parametrize("full_error", [False, True])
+def test_a_mistake_found_as_the_sweep_opens_ends_the_command_before_any_job(workdir, full_error):
+    """The tracker refuses the URI when it opens the parent run: Hydra would turn that into a warning and
+    run every job (the sweep's clock never started: its closing line gave the machine's uptime)."""
+    env = cli_env(**({"HYDRA_FULL_ERROR": "1"} if full_error else {}))
+    sweep_dir = workdir / "sweep"
+    result = run_cli(
+        "-m", "+experiment=mnist", "seed=1,2", "tracking.uri=foo://x", f"hydra.sweep.dir={sweep_dir}",
+        cwd=workdir, env=env,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "tracking.uri: 'foo://x' has the scheme 'foo'" in result.stderr
+    if not full_error:
+        assert_user_error(result, "tracking.uri")
+    assert not [p for p in sweep_dir.iterdir() if p.is_dir()]  # no job folder
+    assert not re.search(r"Sweep \w+: \d+ jobs", result.stdout + result.stderr)  # no closing line

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from orchestrator.backend import check_sweep_backends
 from orchestrator.config import flatten
-from orchestrator.errors import UserError, exit_on
+from orchestrator.errors import UserError
 from orchestrator.folders import Claim, claim_folder, follows_a_chief, named_by_time
 from orchestrator.plugins import get_plugin_manager
 from orchestrator.resume.index import UNFINISHED, RunIndex, command_key
@@ -132,12 +132,8 @@ class SweepCallback(Callback):
             return wanted
         try:
             self.claim = claim_folder(wanted, key, by_time, resumes)
-        except UserError as error:  # Hydra would turn an exception in a callback into a warning
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                traceback.print_exception(error)
-            else:
-                print(f"Error: {error}\n(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
-            raise SystemExit(2) from None
+        except UserError as error:
+            stop(error)
         if self.claim.path != wanted:
             log.warning("%s %s is taken by another process; this one uses %s", key, wanted, self.claim.path)
             with read_write(config.hydra):
@@ -156,7 +152,19 @@ class SweepCallback(Callback):
                 devices.parse(self.devices), workers if isinstance(workers, int) and workers > 0 else None
             )
         except UserError as error:
-            exit_on(error)
+            stop(error)
+        # Hydra turns an exception in a callback into a warning and would run the jobs all the same,
+        # without the sweep's parent run or record: the command ends here instead.
+        try:
+            self._open(config)
+        except UserError as error:
+            stop(error)
+        except Exception:
+            log.exception("The sweep could not start")
+            raise SystemExit(1) from None
+
+    def _open(self, config: DictConfig) -> None:
+        """Claim the sweep's folder, go on with its interrupted start if any, open it for the plugins."""
         self.secrets = Secrets.of(config)
         mask_log(self.secrets)
         sweep_dir = self._claim(config, "sweep", "sweeps", "sweep_dir").resolve()
@@ -176,13 +184,11 @@ class SweepCallback(Callback):
         if previous is not None:
             changed = what_changed(previous.get("config") or {}, fingerprint)
             if changed:
-                exit_on(
-                    UserError(
-                        "resume",
-                        f"the interrupted sweep in {previous['sweep_dir']} was started with another config: "
-                        f"{changed}. Start it with the config it had to finish it, or with resume=false "
-                        "for a new sweep.",
-                    )
+                raise UserError(
+                    "resume",
+                    f"the interrupted sweep in {previous['sweep_dir']} was started with another config: "
+                    f"{changed}. Start it with the config it had to finish it, or with resume=false "
+                    "for a new sweep.",
                 )
             self._continue(previous)
         self.sweep.state["sweep_id"] = self.sweep.id
@@ -207,7 +213,7 @@ class SweepCallback(Callback):
             log.warning("The same sweep is already running; this one starts a sweep of its own.")
             return None
         entry = self.index.read()
-        if resume and entry and entry.get("status") in UNFINISHED:
+        if resume and entry and entry.get("status") in UNFINISHED and entry.get("sweep_id"):
             return entry
         return None
 
@@ -287,7 +293,18 @@ def check_before_sweep(config: DictConfig) -> None:
         backends = {str(config.backend), *(str(job.backend) for job in jobs)}
         check_sweep_backends(backends, str(config.hydra.launcher.get("_target_", "")))
     except UserError as error:
-        exit_on(error)
+        stop(error)
+
+
+def stop(error: UserError) -> None:
+    """End the command on a user error found in a callback: one paragraph (the traceback under
+    ``HYDRA_FULL_ERROR=1``) and exit code 2. Raising it would not do: Hydra turns an exception in a
+    callback into a warning and goes on."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        traceback.print_exception(error)
+    else:
+        print(f"Error: {error}\n(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def _is_swept(key: str, overrides: list[str]) -> bool:
