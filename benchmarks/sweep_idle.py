@@ -7,7 +7,9 @@ Two joblib workers run trials of unequal length, long and short in turn
   both to end, then asks again, as Hydra's sweepers do;
 * asynchronous (the default): a worker whose trial ended gets a new one at once.
 
-From each trial's start and end in the Optuna study, the idle share is the part
+From each job's start and end in the sweep journal (``started_at``, ``ended_at``:
+when the job began and ended in its worker, not when Optuna was asked and told,
+which a batch would hold back), the idle share is the part
 of the two workers' time between the first and the last trial start in which a
 worker ran no trial: ``1 - (trial-seconds running in that window) / (2 x window)``.
 The variants are interleaved, medians of the repetitions. Goal: asynchronous at most 10%.
@@ -51,14 +53,11 @@ def command(epochs: list[int], sweep_dir: Path, extra: list[str], quick: bool = 
 
 
 def spans(sweep_dir: Path) -> list[tuple[float, float]]:
-    """``(start, end)`` in seconds of every trial of the study, from its journal."""
-    import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    """``(start, end)`` in seconds of every job of the sweep, from its journal."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from orchestrator.sweep.journal import read_journal
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "optuna-journal.log")))
-    study = optuna.load_study(study_name="idle", storage=storage)
-    return [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in study.get_trials()]
+    return [(job["started_at"], job["ended_at"]) for job in read_journal(sweep_dir)]
 
 
 def idle_share(intervals: list[tuple[float, float]], workers: int = WORKERS) -> float:

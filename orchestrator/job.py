@@ -93,6 +93,7 @@ def run_job(cfg: DictConfig, session: Session) -> float | None:
         return None
     log.info("Job %d started: %s", sweep.number, " ".join(sweep.overrides) or "no overrides")
     started = time.monotonic()
+    entry["started_at"] = round(time.time(), 3)
     while True:
         context = _attempt(prepared, sweep, entry)
         if entry["status"] != Status.FAILED or entry.get("refused") or sweep.attempt > sweep.retries:
@@ -114,6 +115,7 @@ def run_job(cfg: DictConfig, session: Session) -> float | None:
         if name.startswith("time/")
     }
     entry["max_rss_mb"] = round(max_rss_mb(), 1)
+    entry["ended_at"] = round(time.time(), 3)
     if context is not None and not context.chief:
         return entry["objective"]  # the chief worker records the job
     record(sweep.dir, entry)
