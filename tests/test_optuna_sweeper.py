@@ -146,6 +146,8 @@ def test_parallel_optuna_trials_are_child_runs_and_the_parent_names_the_best(par
 def test_a_worker_asks_for_a_new_trial_as_soon_as_its_own_ends(parallel):
     """Job 0 cannot end before job 2 has started training: a sweeper that waited for the batch of jobs
     0 and 1 to end before launching job 2 would never get there."""
+    from orchestrator.sweep.journal import read_journal
+
     assert parallel.result.returncode == 0, parallel.result.stderr[-4000:]
     study = load_study(parallel.sweep_dir, "search")
     jobs = {t.user_attrs["orchestrator.job"]: t for t in study.get_trials()}
@@ -153,7 +155,9 @@ def test_a_worker_asks_for_a_new_trial_as_soon_as_its_own_ends(parallel):
     # job 2 ran in the worker that job 1 left: the worker of job 0 was busy until job 2 started
     seen = {job: json.loads((parallel.seen / f"job-{job}.json").read_text()) for job in jobs}
     assert seen[2]["pid"] == seen[1]["pid"] != seen[0]["pid"]
-    assert jobs[2].datetime_start < jobs[0].datetime_complete
+    journal = {job["number"]: job for job in read_journal(parallel.sweep_dir)}
+    assert journal[1]["ended_at"] <= journal[2]["started_at"] < journal[0]["ended_at"]
+    assert jobs[2].datetime_start < jobs[0].datetime_complete  # asked for while trial 0 ran
 
 
 @pytest.mark.slow
