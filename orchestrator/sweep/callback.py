@@ -29,7 +29,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from orchestrator.backend import check_sweep_backends
-from orchestrator.config import flatten
 from orchestrator.errors import UserError
 from orchestrator.folders import Claim, claim_folder, follows_a_chief, named_by_time
 from orchestrator.plugins import get_plugin_manager
@@ -37,6 +36,7 @@ from orchestrator.resume.index import UNFINISHED, RunIndex, command_key
 from orchestrator.secrets import Secrets, mask_log, mask_yaml
 from orchestrator.status import Status
 from orchestrator.sweep import devices, policy
+from orchestrator.sweep.fingerprint import sweep_fingerprint, what_changed
 from orchestrator.sweep.grid import check_job, check_jobs, grid_jobs
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
 from orchestrator.sweep.report import write_report
@@ -327,48 +327,6 @@ def _check_launcher(launcher: DictConfig) -> None:
             "hydra.launcher.n_jobs",
             f"must be the number of jobs to run at once (1 or more; -1: one per CPU), got {n_jobs!r}.",
         )
-
-
-#: Keys of a sweep's config that may differ between two starts of the same sweep.
-VOLATILE = (
-    "hydra.run",
-    "hydra.sweep",
-    "hydra.runtime",
-    "hydra.job",
-    "hydra.overrides",
-    "hydra.callbacks",
-    "resume",
-)
-
-
-def sweep_fingerprint(config: DictConfig) -> dict[str, str]:
-    """The sweep's config as ``{dotted key: value}``: the jobs' config and ``hydra.sweeper`` (the search)."""
-    job = OmegaConf.to_container(
-        OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]), resolve=True
-    )
-    sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
-    shown = Secrets.of(config).node({**job, "hydra": {"sweeper": sweeper}})
-    flat = flatten(shown)
-    return {
-        key: str(value)
-        for key, value in flat.items()
-        if not any(key == v or key.startswith(f"{v}.") for v in VOLATILE)
-    }
-
-
-def what_changed(before: dict[str, str], now: dict[str, str]) -> str:
-    """``"trainer.epochs (was 2, now 3), seed (new: 1)"``: the keys that differ, the first five."""
-    keys = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-    shown = []
-    for key in keys[:5]:
-        if key not in before:
-            shown.append(f"{key} (new: {now[key]})")
-        elif key not in now:
-            shown.append(f"{key} (was {before[key]}, now unset)")
-        else:
-            shown.append(f"{key} (was {before[key]}, now {now[key]})")
-    more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
-    return ", ".join(shown) + more
 
 
 def quoted(value: str) -> str:
