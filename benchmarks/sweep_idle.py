@@ -108,7 +108,8 @@ def section(results: dict) -> list[str]:
     lines = [
         "## Idle workers in a parallel Optuna sweep",
         "",
-        f"{results.get('workers', WORKERS)} joblib workers, trials of "
+        (f"{WORKERS} joblib workers" if results.get("workers") == WORKERS else "quick: the basic launcher")
+        + ", trials of "
         f"{'/'.join(str(e) for e in results.get('trials', []))} epochs (enqueued in turn), tracking off; "
         "idle share between the first and the last job start, from each job's start and end in the "
         "sweep journal. "
