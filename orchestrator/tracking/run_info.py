@@ -37,9 +37,17 @@ def run_name(experiment: str | None, overrides: list[str], job: int | None = Non
     return (f"{base}[{','.join(shown)}]" if shown else base)[:250]
 
 
+#: The MLflow UI's query that opens its model-training view (its GenAI view is the default).
+TRAINING_VIEW = "?workflowType=machine_learning"
+
+
 def review_hint(uri: str, experiment_id: str | None, run_id: str) -> str:
-    """Where to open a run in the MLflow UI (and how to start the UI on a local store)."""
-    page = f"#/experiments/{experiment_id}/runs/{run_id}" if experiment_id else ""
+    """Where to open a run in the MLflow UI (and how to start the UI on a local store).
+
+    The address opens the UI's model-training view: MLflow 3's UI opens its GenAI view
+    unless the address (or the user's last choice) says otherwise.
+    """
+    page = f"#/experiments/{experiment_id}/runs/{run_id}{TRAINING_VIEW}" if experiment_id else ""
     if uri.startswith(("http://", "https://")):
         return f"Review: {uri.rstrip('/')}/{page}"
     command = "mlflow ui --host 127.0.0.1"
