@@ -136,14 +136,12 @@ def section(results: dict) -> list[str]:
     if "wall" not in fig:
         return [
             "## System metrics and dataset digests",
-            "",
             "(runs not measured with --quick)",
             "",
             *described,
         ]
     lines = [
         "## System metrics and dataset digests",
-        "",
         "The guide's run (B) with MLflow's system metrics sampled by the tracking worker (on, the default) "
         "against `tracking.system_metrics=false` (off), interleaved, medians of "
         f"{len(runs['on'])}. The training process does no sampling; the worker's sampler wakes every 10 s.",
