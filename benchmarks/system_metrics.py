@@ -14,6 +14,7 @@ guide's data, measured here, which a run spends in a thread beside training.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -32,9 +33,16 @@ def measure(bench) -> dict:
         for name, extra in VARIANTS.items():
             folder = bench.folder(f"system-metrics-{name}-{repetition}")
             argv = [*bench.commands("B", folder), *extra]
-            run = bench.measure(f"system-metrics-{name}-{repetition}", argv, folder)
+            stats = folder / "worker-stats.jsonl"
+            env = {**bench.env, "ORCHESTRATOR_WORKER_STATS": str(stats)}
+            run = bench.measure(f"system-metrics-{name}-{repetition}", argv, folder, env)
             metrics = _metrics(folder)
-            run.update(fit=metrics["time/fit_seconds"], samples=_samples(folder))
+            workers = [json.loads(line) for line in stats.read_text().splitlines() if line.strip()]
+            run.update(
+                fit=metrics["time/fit_seconds"],
+                samples=_samples(folder),
+                worker_cpu=sum(w["cpu_seconds"] for w in workers),
+            )
             bench.say(f"  system metrics {name}: {run['wall']:.2f} s wall, fit {run['fit']:.2f} s")
             runs[name].append(run)
             shutil.rmtree(folder, ignore_errors=True)
@@ -89,6 +97,7 @@ def _figures(results: dict) -> dict:
         "wall_ratio": wall["on"] / wall["off"],
         "fit_ratio": fit["on"] / fit["off"],
         "samples": median([r["samples"] for r in runs["on"]]),
+        "worker_cpu": {name: median([r["worker_cpu"] for r in runs[name]]) for name in runs},
         "samples_off": max(r["samples"] for r in runs["off"]),
         "describe": median(results["describe_seconds"]),
     }
@@ -146,11 +155,14 @@ def section(results: dict) -> list[str]:
         "against `tracking.system_metrics=false` (off), interleaved, medians of "
         f"{len(runs['on'])}. The training process does no sampling; the worker's sampler wakes every 10 s.",
         "",
-        "| | wall s | fit s | CPU samples in the record |",
-        "| --- | ---: | ---: | ---: |",
-        f"| off | {fig['wall']['off']:.2f} | {fig['fit']['off']:.2f} | {fig['samples_off']} |",
-        f"| on | {fig['wall']['on']:.2f} | {fig['fit']['on']:.2f} | {fig['samples']:.0f} |",
-        f"| on / off | {fig['wall_ratio']:.3f} | {fig['fit_ratio']:.3f} | |",
+        "| | wall s | fit s | tracking worker CPU s | CPU samples in the record |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| off | {fig['wall']['off']:.2f} | {fig['fit']['off']:.2f} | {fig['worker_cpu']['off']:.2f} "
+        f"| {fig['samples_off']} |",
+        f"| on | {fig['wall']['on']:.2f} | {fig['fit']['on']:.2f} | {fig['worker_cpu']['on']:.2f} "
+        f"| {fig['samples']:.0f} |",
+        f"| on / off | {fig['wall_ratio']:.3f} | {fig['fit_ratio']:.3f} | "
+        f"{fig['worker_cpu']['on'] / fig['worker_cpu']['off']:.3f} | |",
         "",
         *described,
     ]
