@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.arrays import is_in_memory, length, unpack
 from orchestrator.data_digest import DIGEST_LENGTH, split_digest
+
+log = logging.getLogger("orchestrator.tracking")
 
 SPLITS = ("train", "validation", "test")
 #: The input tag MLflow reads a dataset's role from.
@@ -80,7 +83,12 @@ def describe_in_thread(data: Any, name: str, arguments: Mapping[str, Any], deliv
     """Start :func:`describe` in a thread that hands its records to ``deliver``; return the thread."""
 
     def work() -> None:
-        deliver(describe(data, name, arguments))
+        try:
+            records = describe(data, name, arguments)
+        except Exception as error:  # the run goes on without its dataset inputs
+            log.warning("No dataset inputs for the run: %s: %s", type(error).__name__, error)
+            return
+        deliver(records)
 
     thread = threading.Thread(target=work, name="dataset-digests", daemon=True)
     thread.start()
