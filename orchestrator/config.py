@@ -51,6 +51,7 @@ class TrackingConfig:
     log_model: bool = True
     register_model: str | None = None
     review_in_sweeps: bool = False
+    system_metrics: bool = True
     delivery_timeout: float = 60.0
     tags: dict[str, str] = field(default_factory=dict)
 

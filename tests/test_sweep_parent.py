@@ -11,6 +11,7 @@ parent run's page in the MLflow UI with headless Chromium.
 from __future__ import annotations
 
 import csv
+import getpass
 import json
 import re
 import subprocess
@@ -167,6 +168,14 @@ def test_the_parent_description_names_the_best_job_and_what_sets_it_apart(runs):
     assert f"* best epoch of {OBJECTIVE}: " in note and f"* best epoch of {PRUNING}: " in note
     rows = [line for line in note.splitlines() if line.startswith("| ") and not line.startswith("| job")]
     assert len(rows) == 3 and rows[0].startswith(f"| **{best}** |")
+
+
+def test_the_parent_names_the_sweep_command_as_its_source_and_its_user(runs):
+    _, parent, _ = runs
+    command = parent.data.tags["mlflow.source.name"]
+    assert command.startswith("python -m orchestrator -m hydra/sweeper=orchestrator_optuna ")
+    assert "'optimizer=choice(rmsprop,sgd)'" in command and f"tracking.register_model={REGISTERED}" in command
+    assert parent.data.tags["mlflow.user"] == getpass.getuser()
 
 
 def test_a_dry_run_of_the_same_sweep_lists_the_trials_it_ran(sweep, folder, tmp_path):

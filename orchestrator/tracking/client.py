@@ -258,6 +258,15 @@ class RunLog:
         """Upload the file or folder ``path`` (as it is when the worker gets to it) to ``artifact_path``."""
         self._append({"op": "artifact", "path": str(Path(path).resolve()), "artifact_path": artifact_path})
 
+    def log_inputs(self, datasets: list[dict[str, Any]]) -> None:
+        """Log the run's dataset inputs (records of :func:`orchestrator.tracking.datasets.describe`)."""
+        if datasets:
+            self._append({"op": "inputs", "datasets": datasets})
+
+    def sample_system_metrics(self) -> None:
+        """Have the worker sample the machine's CPU, memory and GPU for the run until it ends."""
+        self._append({"op": "system_metrics"})
+
     def call(self, target: str, **kwargs: Any) -> int:
         """Run ``module:function(client=..., run=..., **kwargs)`` in the worker; see :meth:`result`."""
         return self._append({"op": "call", "target": target, "kwargs": kwargs})

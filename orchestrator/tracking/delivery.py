@@ -7,6 +7,9 @@ The records (see :mod:`orchestrator.tracking.spool`) and what each becomes:
 * ``params``, ``metrics``, ``tags``: consecutive records merged into as few
   ``log_batch`` calls as MLflow's limits allow;
 * ``artifact``: ``log_artifact`` or ``log_artifacts`` of a file or folder the run wrote;
+* ``inputs``: the run's data splits as MLflow dataset inputs (:mod:`orchestrator.tracking.datasets`);
+* ``system_metrics``: start sampling the machine for the run, in the worker only, and
+  only while the run goes on (:mod:`orchestrator.tracking.system_metrics`); the end stops it;
 * ``call``: ``module:function(client=..., run=..., **kwargs)`` for work a plugin
   does on the run in the tracking process (the review's MLflow model and plots);
   its return value is kept in the state as the record's result;
@@ -46,6 +49,8 @@ MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 BATCHED = ("params", "metrics", "tags")
 #: The lock file inside a spool folder, held while a record is delivered.
 LOCK = "delivery.lock"
+#: The experiment tag that tells the MLflow UI which view to open, and its model-training value.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 #: Call targets that spools written by earlier versions name by their old import path.
 MOVED = {"orchestrator_plugins.mlflow_review_worker": "orchestrator.tracking.review_worker"}
 
@@ -60,11 +65,15 @@ class Delivery:
     Args:
         spool: the run's :class:`~orchestrator.tracking.spool.Spool`.
         client: an ``MlflowClient`` on the store the records are meant for.
+        live: delivering while the run goes on (the tracking worker), so its system metrics are
+            sampled; ``sync`` delivers after the fact and samples nothing.
     """
 
-    def __init__(self, spool: Spool, client: Any):
+    def __init__(self, spool: Spool, client: Any, live: bool = False):
         self.spool = spool
         self.client = client
+        self.live = live
+        self.sampler: Any = None
         self.state = spool.state()
         self.state.setdefault("delivered", 0)
         self.state.setdefault("results", {})
@@ -252,17 +261,41 @@ class Delivery:
         run = {"run_id": run_id, "experiment_id": self.state.get("experiment_id")}
         self.state["results"][str(record["seq"])] = function(client=self.client, run=run, **record["kwargs"])
 
+    def _inputs(self, record: dict[str, Any], run_id: str) -> None:
+        from orchestrator.tracking.datasets import log_inputs
+
+        log_inputs(self.client, run_id, record["datasets"])
+
+    def _system_metrics(self, record: dict[str, Any], run_id: str) -> None:
+        ended = any(later["op"] == "end" for later in self.pending)
+        if not self.live or ended or self.sampler is not None:
+            return
+        from orchestrator.tracking.system_metrics import Sampler
+
+        self.sampler = Sampler.start(self.client.tracking_uri, run_id)
+
     def _end(self, record: dict[str, Any], run_id: str) -> None:
+        if self.sampler is not None:
+            sampler, self.sampler = self.sampler, None
+            sampler.stop()
         self.client.set_terminated(run_id, status=record["status"], end_time=record["time"])
 
 
 def experiment_by_name(client: Any, name: str) -> str:
-    """The id of the experiment ``name``, created if missing (by another process meanwhile, too)."""
+    """The id of the experiment ``name``, created if missing (by another process meanwhile, too).
+
+    The experiment is tagged as model training (``mlflow.experimentKind``), so that the MLflow
+    UI opens it on its runs, not on GenAI traces; one that has no kind, or only a kind the UI
+    inferred, gets the tag too.
+    """
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        kind = experiment.tags.get(EXPERIMENT_KIND, "")
+        if not kind or kind.endswith("_inferred") or kind == "no_inferred_type":
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
         return experiment.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags={EXPERIMENT_KIND: MODEL_TRAINING})
     except Exception as error:
         if is_transient(error):
             raise

@@ -8,8 +8,10 @@ Example::
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
+import shlex
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -35,9 +37,17 @@ def run_name(experiment: str | None, overrides: list[str], job: int | None = Non
     return (f"{base}[{','.join(shown)}]" if shown else base)[:250]
 
 
+#: The MLflow UI's query that opens its model-training view (its GenAI view is the default).
+TRAINING_VIEW = "?workflowType=machine_learning"
+
+
 def review_hint(uri: str, experiment_id: str | None, run_id: str) -> str:
-    """Where to open a run in the MLflow UI (and how to start the UI on a local store)."""
-    page = f"#/experiments/{experiment_id}/runs/{run_id}" if experiment_id else ""
+    """Where to open a run in the MLflow UI (and how to start the UI on a local store).
+
+    The address opens the UI's model-training view: MLflow 3's UI opens its GenAI view
+    unless the address (or the user's last choice) says otherwise.
+    """
+    page = f"#/experiments/{experiment_id}/runs/{run_id}{TRAINING_VIEW}" if experiment_id else ""
     if uri.startswith(("http://", "https://")):
         return f"Review: {uri.rstrip('/')}/{page}"
     command = "mlflow ui --host 127.0.0.1"
@@ -71,15 +81,32 @@ def version_tags() -> dict[str, str]:
     return tags
 
 
+def source_tags(overrides: list[str]) -> dict[str, str]:
+    """What the MLflow UI shows as a run's Source and Created by: the command and the user.
+
+    Example::
+
+        source_tags(["+experiment=mnist", "seed=7"])
+        # {'mlflow.source.name': 'python -m orchestrator +experiment=mnist seed=7',
+        #  'mlflow.source.type': 'LOCAL', 'mlflow.user': 'ada'}
+    """
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = str(os.getuid())
+    command = shlex.join(["python", "-m", "orchestrator", *overrides])
+    return {"mlflow.source.name": command[:5000], "mlflow.source.type": "LOCAL", "mlflow.user": user}
+
+
 def git_tags() -> dict[str, str]:
-    """The commit of the git checkout the command ran in, if any."""
+    """The commit of the git checkout the command ran in, if any (also as MLflow's own source tag)."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {}
-    return {"git.commit": commit} if commit else {}
+    return {"git.commit": commit, "mlflow.source.git.commit": commit} if commit else {}
 
 
 def wait_for_delivery(run_log: RunLog, timeout: float) -> bool:

@@ -17,7 +17,15 @@ What a job's run records:
 * artifacts: ``config/`` (resolved config and overrides), ``checkpoints/``,
   ``model/model.keras``, ``predictions/``, and what plugins add;
 * tags: data source, versions of TensorFlow, Keras and MLflow, git commit; in a
-  sweep ``mlflow.parentRunId``, ``orchestrator.sweep_id``, ``orchestrator.job``.
+  sweep ``mlflow.parentRunId``, ``orchestrator.sweep_id``, ``orchestrator.job``;
+  MLflow's own ``mlflow.source.name`` (the command), ``mlflow.source.type``,
+  ``mlflow.source.git.commit`` and ``mlflow.user``, the UI's Source and Created by;
+* dataset inputs: each split's name, source, content digest, schema and row count,
+  with its context (:mod:`orchestrator.tracking.datasets`);
+* system metrics: CPU, memory, disk, network and GPU, sampled by the tracking
+  worker (:mod:`orchestrator.tracking.system_metrics`; ``tracking.system_metrics=false``: none).
+
+The experiment is tagged as model training, so the MLflow UI opens it on its runs.
 
 Under a multi-worker ``trainer.strategy`` only the chief worker has a run.
 
@@ -56,12 +64,14 @@ from orchestrator.status import Status
 from orchestrator.sweep.journal import FAILURES, best
 from orchestrator.sweep.report import why_best
 from orchestrator.tracking.client import RunLog, WorkerProcess
+from orchestrator.tracking.datasets import describe_in_thread
 from orchestrator.tracking.run_info import (
     disk_full_message,
     experiment_name,
     git_tags,
     review_hint,
     run_name,
+    source_tags,
     tracking_uri,
     undelivered_message,
     version_tags,
@@ -78,6 +88,8 @@ log = logging.getLogger("orchestrator.tracking")
 
 #: Where a run's (and a sweep's) :class:`RunLog` is kept: ``context.stash`` and ``sweep.stash``.
 RUN_LOG = "mlflow.run_log"
+#: Where the thread computing a run's dataset digests is kept: ``context.stash``.
+DIGESTS = "mlflow.dataset_digests"
 
 
 def run_log_of(holder) -> RunLog | None:
@@ -133,6 +145,7 @@ class MlflowTracker:
             "orchestrator.output_dir": str(context.output_dir),
             **version_tags(),
             **git_tags(),
+            **source_tags(overrides),
             **{str(k): str(v) for k, v in secrets.node(settings.tags).items()},
         }
         if sweep is not None:
@@ -149,6 +162,8 @@ class MlflowTracker:
         run_log = self._start_run(context, uri, name, tags, run_id=reopened)
         if resume is not None:
             run_log.set_tags({"orchestrator.resumed": str(resume.count)})
+        if settings.get("system_metrics", True):
+            run_log.sample_system_metrics()
         run_log.log_params(flatten(secrets.node(context.cfg)))
         self._log_config(context, run_log, secrets)
 
@@ -165,6 +180,15 @@ class MlflowTracker:
         run_log.start(experiment, tags, run_id=run_id)
         context.stash[RUN_LOG] = run_log
         return run_log
+
+    @hookimpl
+    def orchestrator_before_stage(self, context, stage):
+        """The data is loaded: its splits' digests are computed in a thread while the stage runs."""
+        run_log = run_log_of(context)
+        if run_log is None or context.data is None or DIGESTS in context.stash:
+            return
+        data = context.spec.data
+        context.stash[DIGESTS] = describe_in_thread(context.data, data.name, data.args, run_log.log_inputs)
 
     @hookimpl
     def orchestrator_after_epoch(self, context, stage, epoch, metrics, checkpoint):
@@ -210,6 +234,9 @@ class MlflowTracker:
             return
         status = Status.of_error(error)
         ended = True
+        digests = context.stash.pop(DIGESTS, None)
+        if digests is not None:
+            digests.join()
         try:
             if context.objective_value is not None:
                 run_log.log_metrics({"objective": context.objective_value}, step=context.epochs_done)
@@ -276,6 +303,7 @@ class MlflowTracker:
             "orchestrator.overrides": " ".join(shown),
             **version_tags(),
             **git_tags(),
+            **source_tags(["-m", *secrets.overrides(sweep.arguments)]),
         }
         parent = RunLog(self._worker(uri), Path(sweep.dir) / SPOOL_FOLDER)
         parent.start(experiment_name(settings.experiment_name, sweep.experiment), tags, announce=False)

@@ -108,7 +108,7 @@ class Worker:
 
     def _delivery(self, folder: str) -> Delivery:
         if folder not in self.deliveries:
-            delivery = self.deliveries[folder] = Delivery(Spool(Path(folder)), self.client)
+            delivery = self.deliveries[folder] = Delivery(Spool(Path(folder)), self.client, live=True)
             delivery.failed_before = self.replay  # then found by its run key, never created twice
         return self.deliveries[folder]
 
