@@ -1,4 +1,4 @@
-"""``python -m orchestrator compare RUN_ID RUN_ID [...]``: what differs between runs, from their MLflow record.
+"""``python -m orchestrator compare RUN_ID RUN_ID [...]``: what differs between runs, from their record.
 
 The config keys that differ (the flattened params), the metrics that differ (the
 last value of each, and the fit metrics at the best epoch, the epoch where
@@ -188,7 +188,8 @@ def render_json(comparison: Comparison) -> str:
     }
     for section in SECTIONS:
         document[section] = {
-            key: dict(zip(ids, [_json_value(v) for v in values])) for key, values in comparison.rows[section]
+            key: dict(zip(ids, [_json_value(v) for v in values], strict=True))
+            for key, values in comparison.rows[section]
         }
     document["compared"] = comparison.counts
     document["notes"] = comparison.notes

@@ -112,7 +112,8 @@ def check_reproducible(record: RunRecord) -> None:
         raise UserError(
             f"run {record.run_id}",
             f"is the parent run of sweep {record.tags.get('orchestrator.sweep_id')}, which trains nothing "
-            f"itself. Reproduce one of its jobs (`python -m orchestrator compare {record.run_id}` lists them).",
+            f"itself. Reproduce one of its jobs (`python -m orchestrator compare {record.run_id}` "
+            "lists them).",
         )
     masked = [o for o in record.overrides if MASK in o]
     if masked:
@@ -124,8 +125,8 @@ def check_reproducible(record: RunRecord) -> None:
 
 
 def rerun_command(record: RunRecord) -> list[str]:
-    """The overrides that run ``record`` again as a single run: its own, then a fresh start (``resume=false``),
-    its experiment, and its tags plus ``orchestrator.reproduces``."""
+    """The overrides that run ``record`` again as a single run: its own, then a fresh start
+    (``resume=false``), its experiment, and its tags plus ``orchestrator.reproduces``."""
     overrides = [o for o in record.overrides if o.lstrip("+~").split("=", 1)[0] != "resume"]
     command = [*overrides, "resume=false"]
     if record.experiment != expected_experiment(record):
@@ -137,7 +138,7 @@ def rerun_command(record: RunRecord) -> list[str]:
 
 
 def expected_experiment(record: RunRecord) -> str:
-    """The experiment the run's own overrides would choose (``tracking.experiment_name``, the preset, ``default``)."""
+    """The experiment the run's overrides choose: ``tracking.experiment_name``, the preset, or ``default``."""
     configured = record.params.get("tracking.experiment_name")
     if configured not in UNSET and configured is not None:
         return configured

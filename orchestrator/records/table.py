@@ -18,7 +18,10 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[object]], indent: 
     """``rows`` under ``header`` in columns as wide as their widest cell, two spaces apart."""
     cells = [[str(cell) for cell in header], *[[cell_text(cell) for cell in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
     return "\n".join(indent + line for line in lines)
 
 
