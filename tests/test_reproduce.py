@@ -291,3 +291,38 @@ def test_strict_refuses_when_the_data_file_is_gone_and_runs_nothing(sweep, repro
     assert_user_error(result, "--strict", "nothing was run")
     assert f"data.path: {data} then, no such file or folder now" in result.stdout
     assert not (tmp_path / "outputs").exists()
+
+
+# -- the verdict ------------------------------------------------------------------------------------
+
+
+def record_with(metrics: dict[str, float]):
+    from orchestrator.records.record import RunRecord
+
+    return RunRecord("id", "run", "FINISHED", "1", "default", {}, {"orchestrator.overrides": ""}, metrics)
+
+
+@pytest.mark.parametrize(
+    ("new", "tolerance", "verdict", "matched"),
+    [
+        ({"fit/loss": 0.5, "test/loss": 0.25, "time/fit_seconds": 9.0}, 0.0, "identical (2 metrics)", True),
+        ({"fit/loss": 0.5001, "test/loss": 0.25}, 1e-3, "within tolerance 0.001 (largest difference", True),
+        (
+            {"fit/loss": 0.5001, "test/loss": 0.25},
+            1e-5,
+            "differs, beyond a tolerance of 1e-05: fit/loss",
+            False,
+        ),
+        ({"fit/loss": 0.5}, 1.0, "differs, beyond a tolerance of 1: test/loss", False),
+    ],
+)
+def test_the_verdict_weighs_each_metric_against_the_tolerance_and_ignores_timings(
+    new, tolerance, verdict, matched
+):
+    from orchestrator.records.reproduce import compare_metrics
+
+    original = record_with({"fit/loss": 0.5, "test/loss": 0.25, "time/fit_seconds": 2.0})
+    comparison = compare_metrics(original, record_with(new), tolerance)
+    assert comparison.verdict.startswith(f"Verdict: {verdict}"), comparison.verdict
+    assert comparison.matched is matched
+    assert [row[0] for row in comparison.rows] == ["fit/loss", "test/loss"]

@@ -36,12 +36,14 @@ FORMATS = ("text", "csv", "json")
 class Comparison:
     """The runs compared and, per section, the rows that differ: ``(key, [value of each run])``.
 
-    ``counts`` holds how many keys each section compared; ``notes`` what the records do not say.
+    ``counts`` holds how many keys each section compared, ``same`` the values all runs share in the
+    short sections (data, versions, commit), ``notes`` what the records do not say.
     """
 
     runs: list[RunRecord]
     rows: dict[str, list[tuple[str, list[Any]]]] = field(default_factory=lambda: {s: [] for s in SECTIONS})
     counts: dict[str, int] = field(default_factory=dict)
+    same: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -94,13 +96,18 @@ def compare_runs(client: Any, runs: list[RunRecord]) -> Comparison:
     data_rows += [(f"digest of {split}", [run.digests.get(split) for run in runs]) for split in splits]
     comparison.counts["data"] = len(data_rows)
     add["data"] = differing(data_rows)
+    comparison.same["data"] = shared(data_rows)
     dists = sorted(set().union(*(run.versions for run in runs)))
     comparison.counts["versions"] = len(dists)
-    add["versions"] = differing([(dist, [run.versions.get(dist) for run in runs]) for dist in dists])
+    version_rows = [(dist, [run.versions.get(dist) for run in runs]) for dist in dists]
+    add["versions"] = differing(version_rows)
+    comparison.same["versions"] = shared(version_rows)
     if all(run.commit is None for run in runs):
         comparison.notes.append("no git commit recorded")
     comparison.counts["commit"] = 1
-    add["commit"] = differing([("git commit", [run.commit for run in runs])])
+    commit_rows = [("git commit", [run.commit for run in runs])]
+    add["commit"] = differing(commit_rows)
+    comparison.same["commit"] = shared(commit_rows)
     return comparison
 
 
@@ -138,6 +145,12 @@ def differing(rows: list[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]]]:
     return [(key, values) for key, values in rows if len({json.dumps(v) for v in values}) > 1]
 
 
+def shared(rows: list[tuple[str, list[Any]]]) -> list[tuple[str, Any]]:
+    """``(key, value)`` of the rows whose values are all the same (and recorded)."""
+    kept = {key for key, _ in differing(rows)}
+    return [(key, values[0]) for key, values in rows if key not in kept and values[0] is not None]
+
+
 def run_label(run: RunRecord) -> str:
     return run.run_id[:8]
 
@@ -158,7 +171,9 @@ def render_text(comparison: Comparison) -> str:
             lines.append(f"\n{section}: {len(rows)} of {total} differ")
             lines.append(text_table(header, [[key, *values] for key, values in rows], indent="  "))
         else:
-            lines.append(f"\n{section}: the same" + ("" if total else " (nothing recorded)"))
+            same = ", ".join(f"{key} {value}" for key, value in comparison.same.get(section, []))
+            detail = f" ({same})" if same else f" ({total} keys)" if section not in comparison.same else ""
+            lines.append(f"\n{section}: the same{detail}")
     lines.extend(f"({note})" for note in comparison.notes)
     return "\n".join(lines) + "\n"
 
