@@ -326,3 +326,27 @@ def test_the_verdict_weighs_each_metric_against_the_tolerance_and_ignores_timing
     assert comparison.verdict.startswith(f"Verdict: {verdict}"), comparison.verdict
     assert comparison.matched is matched
     assert [row[0] for row in comparison.rows] == ["fit/loss", "test/loss"]
+
+
+def test_compare_renders_runs_outside_a_sweep_and_what_their_records_lack():
+    from orchestrator.records.compare import compare_runs, render_csv, render_text
+    from orchestrator.records.record import RunRecord
+
+    tags = {"orchestrator.overrides": "seed=1", "version.keras": "3.15.1"}
+    first = RunRecord("a" * 32, "run", "FINISHED", "1", "default", {"seed": "1"}, tags, {"fit/loss": 0.5})
+    again = RunRecord(
+        "b" * 32,
+        "run",
+        "FINISHED",
+        "1",
+        "default",
+        {"seed": "2"},
+        {**tags, "orchestrator.reproduces": "a" * 32},
+        {},
+    )
+    comparison = compare_runs(None, [first, again])
+    text = render_text(comparison)
+    assert f"{'b' * 32}  run (FINISHED, reproduces aaaaaaaa)" in text
+    assert "versions: the same (keras 3.15.1)" in text
+    assert "(no data digest recorded)" in text and "(no git commit recorded)" in text
+    assert render_csv(comparison).splitlines()[1:] == ["config,seed,1,2", "metrics,fit/loss,0.5,"]

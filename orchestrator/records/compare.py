@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import UserError
-from orchestrator.records.record import RunRecord, metric_history, open_store, read_record, sweep_children
+from orchestrator.records.record import (
+    REPRODUCES_TAG,
+    RunRecord,
+    metric_history,
+    open_store,
+    read_record,
+    sweep_children,
+)
 from orchestrator.records.reproduce import store_of
 from orchestrator.records.table import csv_text, text_table
 
@@ -155,14 +162,23 @@ def run_label(run: RunRecord) -> str:
     return run.run_id[:8]
 
 
+def run_facts(run: RunRecord) -> list[str]:
+    """``["FINISHED", "job 1 of sweep f0d9b60b"]``, or ``[..., "reproduces 2371ed9d"]``."""
+    tags = run.tags
+    facts = [run.status]
+    if "orchestrator.sweep_id" in tags:
+        facts.append(f"job {tags.get('orchestrator.job')} of sweep {tags['orchestrator.sweep_id']}")
+    if REPRODUCES_TAG in tags:
+        facts.append(f"reproduces {tags[REPRODUCES_TAG][:8]}")
+    return facts
+
+
 def render_text(comparison: Comparison) -> str:
     """Plain-text tables, one per section that differs, and a line for each that does not."""
     runs = comparison.runs
     lines = ["Runs compared:"]
     for run in runs:
-        where = f", job {run.tags['orchestrator.job']} of sweep {run.tags['orchestrator.sweep_id']}"
-        sweep = where if "orchestrator.sweep_id" in run.tags else ""
-        lines.append(f"  {run_label(run)}  {run.run_id}  {run.name} ({run.status}{sweep})")
+        lines.append(f"  {run_label(run)}  {run.run_id}  {run.name} ({', '.join(run_facts(run))})")
     header = ["key", *[run_label(run) for run in runs]]
     for section in SECTIONS:
         rows = comparison.rows[section]

@@ -67,9 +67,12 @@ def environment_differences(record: RunRecord) -> tuple[list[Difference], list[s
 
 
 def missing_paths(record: RunRecord) -> list[Difference]:
-    """The data source's paths (``data.path``, ``data.test_path``, ...) that no longer exist here."""
+    """The data source's paths (``data.path``, ``data.test_path``, ...) that no longer exist here (a
+    relative path is read from the current folder, as the re-run reads it)."""
     return [
-        Difference(key, value, "no such file or folder")
+        Difference(
+            key, value, "no such file or folder" + ("" if Path(value).is_absolute() else f" in {Path.cwd()}")
+        )
         for key, value in sorted(record.params.items())
         if key.startswith("data.")
         and key.endswith("path")

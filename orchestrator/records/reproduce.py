@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -149,8 +150,10 @@ def expected_experiment(record: RunRecord) -> str:
 
 
 def quoted(value: str) -> str:
-    """``value`` as a quoted string of Hydra's override grammar."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """``value`` as a double-quoted string of Hydra's override grammar (where a backslash escapes only
+    the backslashes and the quote after it)."""
+    value = re.sub(r'(\\*)"', lambda m: m.group(1) * 2 + '\\"', value)
+    return '"' + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, value) + '"'
 
 
 def find_rerun(client, original: RunRecord, since: float) -> RunRecord | None:
