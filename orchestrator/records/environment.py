@@ -86,10 +86,14 @@ def digest_differences(then: dict[str, str], now: dict[str, str | None] | str) -
     if isinstance(now, str):
         return [Difference("data", "loaded", f"cannot be loaded ({now})")]
     return [
-        Difference(f"data digest of {split}", digest, now.get(split) or "no such split")
+        Difference(f"data digest of {split}", digest, now.get(split) or _no_digest(split, now))
         for split, digest in sorted(then.items())
         if now.get(split) != digest
     ]
+
+
+def _no_digest(split: str, now: dict[str, str | None]) -> str:
+    return "not in memory, no digest" if split in now else "no such split"
 
 
 def current_digests(config: dict[str, Any]) -> dict[str, str | None] | str:
@@ -109,4 +113,5 @@ def current_digests(config: dict[str, Any]) -> dict[str, str | None] | str:
         return str(error)
     except Exception as error:  # the user's data source: whatever it raises is the answer
         return f"{type(error).__name__}: {error}"[:300]
-    return {split: split_digest(data.split(split)) for split in SPLITS}
+    splits = {split: data.split(split) for split in SPLITS}
+    return {split: split_digest(value) for split, value in splits.items() if value is not None}

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -164,12 +165,23 @@ def metric_history(client: Any, run_id: str, key: str) -> list[tuple[int, float]
 
 
 def _digests(run: Any) -> dict[str, str]:
+    """Split -> digest of its content; a dataset object's input (its profile says ``"digest_of": "config"``)
+    has a digest of the data config instead, which the params already hold, so it is left out."""
     digests = {}
     for dataset_input in run.inputs.dataset_inputs if run.inputs else []:
         context = {tag.key: tag.value for tag in dataset_input.tags}.get(CONTEXT_TAG)
-        if context and dataset_input.dataset.digest:
-            digests[context] = dataset_input.dataset.digest
+        dataset = dataset_input.dataset
+        if context and dataset.digest and _profile(dataset.profile).get("digest_of", "content") == "content":
+            digests[context] = dataset.digest
     return digests
+
+
+def _profile(text: str | None) -> dict[str, Any]:
+    try:
+        profile = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return profile if isinstance(profile, dict) else {}
 
 
 def _config(client: Any, record: RunRecord) -> tuple[dict[str, Any], list[str]]:
