@@ -119,11 +119,17 @@ def test_compare_as_csv_gives_mlflows_own_values(sweep):
         assert [float(v) for v in table["metrics", name]] == [one[name], two[name]]
 
 
-def test_compare_as_json_gives_the_best_epoch_recounted_from_the_metric_history(sweep):
-    ids = [run.info.run_id for run in sweep.jobs]
+@pytest.fixture(scope="module")
+def compared(sweep) -> dict:
+    """``compare PARENT --format json``, parsed."""
     result = cli(sweep, "compare", sweep.parent.info.run_id, "--format", "json", cwd=sweep.folder)
     assert result.returncode == 0, result.stderr[-3000:]
-    document = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_compare_as_json_gives_the_best_epoch_recounted_from_the_metric_history(sweep, compared):
+    ids = [run.info.run_id for run in sweep.jobs]
+    document = compared
     assert [run["run_id"] for run in document["runs"]] == ids
     assert [run["job"] for run in document["runs"]] == ["0", "1"]
     assert document["config"] == {
@@ -142,14 +148,10 @@ def test_compare_as_json_gives_the_best_epoch_recounted_from_the_metric_history(
     assert set(document["compared"]) == {"config", "metrics", "data", "versions", "commit"}
 
 
-def test_compare_tells_the_two_data_files_apart_by_digest(sweep):
+def test_compare_tells_the_two_data_files_apart_by_digest(sweep, compared):
     first, second = sweep.jobs
     assert digests_of(first) and digests_of(second), NEEDS_INPUTS
-    result = cli(
-        sweep, "compare", first.info.run_id, second.info.run_id, "--format", "json", cwd=sweep.folder
-    )
-    document = json.loads(result.stdout)
-    assert document["data"]["digest of train"] == {
+    assert compared["data"]["digest of train"] == {
         first.info.run_id: digests_of(first)["train"],
         second.info.run_id: digests_of(second)["train"],
     }
