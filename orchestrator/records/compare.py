@@ -127,13 +127,14 @@ def final_metrics(runs: list[RunRecord]) -> list[tuple[str, list[Any]]]:
 def best_epoch_metrics(client: Any, runs: list[RunRecord]) -> list[tuple[str, list[Any]]]:
     """Each run's best epoch (the MLflow step where ``objective.metric`` was best), and the values of the
     objective's stage metrics (``fit/...``) at that step."""
-    objectives = {run.params.get("objective.metric") for run in runs}
-    if len(objectives) != 1 or None in objectives:
-        return []
+    objectives = {run.params.get("objective.metric") or "" for run in runs}
     objective = objectives.pop()
+    if objectives or not objective:
+        return []
     prefix = objective.split("/", 1)[0] + "/"
     names = sorted({name for run in runs for name in run.compared_metrics if name.startswith(prefix)})
-    steps, values = [], {name: [] for name in names}
+    steps: list[int | None] = []
+    values: dict[str, list[float | None]] = {name: [] for name in names}
     for run in runs:
         history = metric_history(client, run.run_id, objective)
         pick = max if run.params.get("objective.direction") == "maximize" else min
@@ -141,7 +142,7 @@ def best_epoch_metrics(client: Any, runs: list[RunRecord]) -> list[tuple[str, li
         steps.append(best)
         for name in names:
             at = dict(metric_history(client, run.run_id, name)) if best is not None else {}
-            values[name].append(at.get(best))
+            values[name].append(at.get(best) if best is not None else None)
     return [(f"best epoch (by {objective})", steps)] + [
         (f"{name} at best epoch", values[name]) for name in names
     ]

@@ -198,7 +198,11 @@ def _config(client: Any, record: RunRecord) -> tuple[dict[str, Any], list[str]]:
                 f"its config artifacts (config/config.yaml, config/overrides.yaml) cannot be read: "
                 f"{_first_line(error)}",
             ) from None
-    return dict(config), [str(o) for o in overrides or []]
+    if not isinstance(config, dict) or not isinstance(overrides, list | None):
+        raise UserError(
+            f"run {record.run_id}", "its config artifacts are not a mapping and a list of overrides."
+        )
+    return {str(key): value for key, value in config.items()}, [str(o) for o in overrides or []]
 
 
 def _first_line(error: BaseException) -> str:

@@ -181,14 +181,17 @@ class MetricComparison:
 def compare_metrics(original: RunRecord, new: RunRecord, tolerance: float) -> MetricComparison:
     """Each metric of the model's results (timings aside), its two values and their difference."""
     then, now = original.compared_metrics, new.compared_metrics
-    rows, differing, largest = [], [], (0.0, "")
+    rows: list[list[object]] = []
+    differing: list[str] = []
+    largest = (0.0, "")
     for name in sorted(set(then) | set(now)):
         a, b = then.get(name), now.get(name)
-        difference = None if a is None or b is None else b - a
-        rows.append([name, a, b, difference])
-        if difference is None:
+        rows.append([name, a, b, None if a is None or b is None else b - a])
+        if a is None or b is None:
             differing.append(name)
-        elif not (a == b or (math.isnan(a) and math.isnan(b))):
+            continue
+        difference = b - a
+        if not (a == b or (math.isnan(a) and math.isnan(b))):
             if abs(difference) > largest[0] or math.isnan(difference):
                 largest = (abs(difference), name)
             if not abs(difference) <= tolerance:
