@@ -58,6 +58,7 @@ def main(argv: list[str]) -> int:
     if not options.tolerance >= 0:
         raise UserError("--tolerance", f"must be 0 or more, got {options.tolerance}.")
     uri, key = store_of(options.tracking_uri)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri)  # the re-run's, before this process's own MLflow settings
     client = open_store(uri, key)
     original = read_record(client, options.run_id)
     check_reproducible(original)
@@ -83,7 +84,6 @@ def main(argv: list[str]) -> int:
     started = time.time()
     command = rerun_command(original)
     print(f"Running it again: python -m orchestrator {shlex.join(command)}", flush=True)
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
     code = subprocess.run([sys.executable, "-m", "orchestrator", *command], env=env).returncode
     new = find_rerun(client, original, started)
     if new is None:
