@@ -81,7 +81,9 @@ def collect(client: Any, run_ids: list[str]) -> list[RunRecord]:
             runs.setdefault(run.run_id, run)
     if len(runs) < 2:
         raise UserError(
-            "RUN_ID", f"compare needs two runs or more, or a sweep's parent run; got {len(runs)} run."
+            "RUN_ID",
+            f"compare needs two runs or more, or a sweep's parent run with jobs; got {len(runs)} "
+            f"({', '.join(runs) or 'none'}).",
         )
     return list(runs.values())
 
