@@ -5,7 +5,8 @@ fixture) is the record every test reads:
 
 * its jobs compared by the parent's id and by their own ids, as text, CSV and
   JSON, each checked against what ``MlflowClient`` holds (and the best epoch
-  recounted from the metric history);
+  recounted from the metric history), started at once with the bad input below
+  (they only read the store);
 * job 1 reproduced alone, from another folder, into a new run of the same
   experiment: identical, metric by metric; at the same time, job 0 reproduced
   after its data file changed: the data's digest and the results differ, exit 1,
@@ -37,6 +38,7 @@ from tests.conftest import assert_user_error, cli_env, metric_history, parent_an
 ENV = cli_env(ORCHESTRATOR_DISABLE_PLUGINS="mlflow_review")
 #: Metrics that measure the machine, not the model.
 UNCOMPARED = ("time/", "system/")
+UNKNOWN = "0123456789abcdef0123456789abcdef"
 NEEDS_INPUTS = (
     "the run has no MLflow dataset inputs: the record does not log each split's digest yet "
     "(issue 17, item 1, the record's dataset inputs)"
@@ -82,15 +84,50 @@ def sweep(tmp_path_factory):
     )
 
 
-def cli(sweep, *args: str, cwd: Path):
-    return run_cli(*args, "--tracking-uri", sweep.uri, cwd=cwd, env=ENV)
+def start(sweep, *args: str, cwd: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "orchestrator", *args, "--tracking-uri", sweep.uri]
+    return subprocess.Popen(
+        command, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finished(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def answers(sweep, tmp_path_factory) -> SimpleNamespace:
+    """Seven commands that only read the store, started at once from a folder of their own while b.npz
+    (job 1's data) is away: compare in each format, and bad input."""
+    folder = tmp_path_factory.mktemp("answers")
+    other = sweep.client.create_run(sweep.jobs[0].info.experiment_id).info.run_id  # not the orchestrator's
+    sweep.client.set_terminated(other)
+    parent, (first, second) = sweep.parent.info.run_id, [run.info.run_id for run in sweep.jobs]
+    commands = {
+        "text": ["compare", parent],
+        "csv": ["compare", first, second, "--format", "csv"],
+        "json": ["compare", parent, "--format", "json"],
+        "unknown": ["reproduce", UNKNOWN],
+        "foreign": ["compare", first, other],
+        "parent": ["reproduce", parent],
+        "strict": ["reproduce", second, "--strict"],
+    }
+    data = sweep.folder / "b.npz"
+    data.rename(folder / "b.npz")
+    try:
+        processes = {name: start(sweep, *args, cwd=folder) for name, args in commands.items()}
+        results = {name: finished(process) for name, process in processes.items()}
+    finally:
+        (folder / "b.npz").rename(data)
+    return SimpleNamespace(results=results, foreign=other, folder=folder, data=data)
 
 
 # -- compare ---------------------------------------------------------------------------------------
 
 
-def test_compare_by_the_sweep_parent_shows_the_config_key_and_the_metrics_that_differ(sweep):
-    result = cli(sweep, "compare", sweep.parent.info.run_id, cwd=sweep.folder)
+def test_compare_by_the_sweep_parent_shows_the_config_key_and_the_metrics_that_differ(sweep, answers):
+    result = answers.results["text"]
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout
     first, second = (run.info.run_id for run in sweep.jobs)
@@ -101,10 +138,10 @@ def test_compare_by_the_sweep_parent_shows_the_config_key_and_the_metrics_that_d
     assert "versions: the same" in text and "fit/loss" in text
 
 
-def test_compare_as_csv_gives_mlflows_own_values(sweep):
+def test_compare_as_csv_gives_mlflows_own_values(sweep, answers):
     first, second = sweep.jobs
     ids = [first.info.run_id, second.info.run_id]
-    result = cli(sweep, "compare", *ids, "--format", "csv", cwd=sweep.folder)
+    result = answers.results["csv"]
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0] == ["section", "key", *ids]
@@ -120,9 +157,9 @@ def test_compare_as_csv_gives_mlflows_own_values(sweep):
 
 
 @pytest.fixture(scope="module")
-def compared(sweep) -> dict:
+def compared(answers) -> dict:
     """``compare PARENT --format json``, parsed."""
-    result = cli(sweep, "compare", sweep.parent.info.run_id, "--format", "json", cwd=sweep.folder)
+    result = answers.results["json"]
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
@@ -158,18 +195,6 @@ def test_compare_tells_the_two_data_files_apart_by_digest(sweep, compared):
 
 
 # -- reproduce ----------------------------------------------------------------------------------------
-
-
-def start(sweep, *args: str, cwd: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "orchestrator", *args, "--tracking-uri", sweep.uri]
-    return subprocess.Popen(
-        command, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def finished(process: subprocess.Popen) -> subprocess.CompletedProcess:
-    out, err = process.communicate(timeout=600)
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 @pytest.fixture(scope="module")
@@ -254,21 +279,16 @@ def test_reproduce_says_which_data_digest_changed_and_which_did_not(sweep, repro
 # -- bad input ----------------------------------------------------------------------------------------
 
 
-def test_reproduce_answers_an_unknown_run_id_in_one_message(sweep):
-    result = cli(sweep, "reproduce", "0123456789abcdef0123456789abcdef", cwd=sweep.folder)
-    assert_user_error(result, "run 0123456789abcdef0123456789abcdef", "no such run", sweep.uri)
+def test_reproduce_answers_an_unknown_run_id_in_one_message(sweep, answers):
+    assert_user_error(answers.results["unknown"], f"run {UNKNOWN}", "no such run", sweep.uri)
 
 
-def test_compare_refuses_a_run_another_tool_made(sweep):
-    other = sweep.client.create_run(sweep.jobs[0].info.experiment_id)
-    sweep.client.set_terminated(other.info.run_id)
-    result = cli(sweep, "compare", sweep.jobs[0].info.run_id, other.info.run_id, cwd=sweep.folder)
-    assert_user_error(result, other.info.run_id, "not recorded by the orchestrator")
+def test_compare_refuses_a_run_another_tool_made(answers):
+    assert_user_error(answers.results["foreign"], answers.foreign, "not recorded by the orchestrator")
 
 
-def test_reproduce_refuses_a_sweeps_parent_run_and_points_to_its_jobs(sweep):
-    result = cli(sweep, "reproduce", sweep.parent.info.run_id, cwd=sweep.folder)
-    assert_user_error(result, "parent run of sweep", "compare")
+def test_reproduce_refuses_a_sweeps_parent_run_and_points_to_its_jobs(answers):
+    assert_user_error(answers.results["parent"], "parent run of sweep", "compare")
 
 
 @pytest.mark.parametrize("store", ["missing", "not a database"])
@@ -282,17 +302,11 @@ def test_a_store_that_cannot_be_read_is_one_message_and_no_new_file(store, tmp_p
     assert path.exists() == (store == "not a database")
 
 
-@pytest.mark.slow
-def test_strict_refuses_when_the_data_file_is_gone_and_runs_nothing(sweep, reproduced, tmp_path):
-    data = sweep.folder / "b.npz"
-    data.rename(tmp_path / "kept.npz")
-    try:
-        result = cli(sweep, "reproduce", sweep.jobs[1].info.run_id, "--strict", cwd=tmp_path)
-    finally:
-        (tmp_path / "kept.npz").rename(data)
+def test_strict_refuses_when_the_data_file_is_gone_and_runs_nothing(answers):
+    result = answers.results["strict"]
     assert_user_error(result, "--strict", "nothing was run")
-    assert f"data.path: {data} then, no such file or folder now" in result.stdout
-    assert not (tmp_path / "outputs").exists()
+    assert f"data.path: {answers.data} then, no such file or folder now" in result.stdout
+    assert not (answers.folder / "outputs").exists()
 
 
 # -- the verdict ------------------------------------------------------------------------------------

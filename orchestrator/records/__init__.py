@@ -5,6 +5,8 @@ Owns the review commands that start from a run's record rather than from a confi
 ``record`` (one run's record as a plain object), ``environment`` (what differs
 between a record and the machine now), ``reproduce``, ``compare`` and ``table``
 (text and CSV tables). It may import MLflow (inside functions), the host core
-and :mod:`orchestrator.tracking.run_info` / :mod:`orchestrator.tracking.target`;
-TensorFlow only through the re-run, which is a process of its own.
+and, of tracking, :mod:`~orchestrator.tracking.run_info`, :mod:`~orchestrator.tracking.target` and
+:mod:`~orchestrator.tracking.store` (the URI, its check, the SQLite path);
+TensorFlow only where a data source needs it to load the data whose digests are compared;
+the re-run is a process of its own.
 """
