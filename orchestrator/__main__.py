@@ -5,6 +5,8 @@
     python -m orchestrator plugins                      # what is registered, by kind
     python -m orchestrator sync outputs/                # deliver what MLflow missed
     python -m orchestrator init mine                    # a new project folder of your own
+    python -m orchestrator reproduce RUN_ID             # run a recorded run again: did it match?
+    python -m orchestrator compare RUN_ID RUN_ID        # what differs between runs (or a sweep's jobs)
 
 A user error ends in one short paragraph naming the config key and what would
 be right, with exit code 2 and no traceback; ``HYDRA_FULL_ERROR=1`` shows the
@@ -32,6 +34,8 @@ from orchestrator.job import run_job  # noqa: E402
 from orchestrator.listing import print_plugins  # noqa: E402
 from orchestrator.plugins import get_plugin_manager  # noqa: E402
 from orchestrator.project import PROJECT_ENV  # noqa: E402
+from orchestrator.records.compare import main as compare  # noqa: E402
+from orchestrator.records.reproduce import main as reproduce  # noqa: E402
 from orchestrator.scaffold import main as init  # noqa: E402
 from orchestrator.session import Session  # noqa: E402
 from orchestrator.terminal import own_lines  # noqa: E402
@@ -114,6 +118,10 @@ def main() -> None:
             raise SystemExit(sync(sys.argv[2:]))
         if sys.argv[1:2] == ["init"]:
             raise SystemExit(init(sys.argv[2:]))
+        if sys.argv[1:2] == ["reproduce"]:
+            raise SystemExit(reproduce(sys.argv[2:]))
+        if sys.argv[1:2] == ["compare"]:
+            raise SystemExit(compare(sys.argv[2:]))
         manager = get_plugin_manager()
         # The jobs a launcher starts in other processes use the same project, wherever they start.
         os.environ.setdefault(PROJECT_ENV, str(manager.project.root) if manager.project else "none")
