@@ -36,8 +36,8 @@ from tests.conftest import assert_user_error, cli_env, metric_history, parent_an
 
 #: A re-run without the review's model and plots (sweep jobs have none either): what is compared is the same.
 ENV = cli_env(ORCHESTRATOR_DISABLE_PLUGINS="mlflow_review")
-#: Metrics that measure the machine, not the model.
-UNCOMPARED = ("time/", "system/")
+#: Metrics that measure the machine, not the model, and the best epochs a sweep's parent adds to its jobs.
+UNCOMPARED = ("time/", "system/", "best/")
 UNKNOWN = "0123456789abcdef0123456789abcdef"
 NEEDS_INPUTS = (
     "the run has no MLflow dataset inputs: the record does not log each split's digest yet "

@@ -31,8 +31,9 @@ OVERRIDES_TAG = "orchestrator.overrides"
 REPRODUCES_TAG = "orchestrator.reproduces"
 #: MLflow's tag of a dataset input saying which split it is.
 CONTEXT_TAG = "mlflow.data.context"
-#: Metrics that measure the machine rather than the model: never compared.
-UNCOMPARED = ("time/", "system/")
+#: Metrics never compared: those that measure the machine, and ``best/`` ones, which a sweep's
+#: parent adds to its jobs when the sweep ends (a job re-run alone has none).
+UNCOMPARED = ("time/", "system/", "best/")
 
 
 @dataclass
