@@ -25,6 +25,7 @@ import importlib.util
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import UserError
@@ -128,10 +129,39 @@ def use_backend(
     if backend == "jax":
         # JAX logs at INFO every accelerator platform it looked for and did not find.
         logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+        use_jax_compilation_cache()
         flag = "--xla_gpu_deterministic_ops=true"
         flags = os.environ.get("XLA_FLAGS", "")
         if deterministic and flag not in flags and "jax" not in sys.modules:
             os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+
+
+def jax_cache_folder() -> Path:
+    """Where JAX keeps the programs it compiled: ``$XDG_CACHE_HOME/keras-orchestrator/jax``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "keras-orchestrator" / "jax"
+
+
+def use_jax_compilation_cache() -> None:
+    """Let JAX reuse the programs that an earlier run compiled (its persistent compilation cache).
+
+    A run of the guide's example compiles some ten programs (the weights' initialisers, the
+    training, evaluation and prediction steps, each batch shape once), about 3 s of CPU on 2
+    cores; from the cache, the same programs load in milliseconds and compute the same numbers.
+    ``JAX_COMPILATION_CACHE_DIR`` in the environment names another folder, or an empty value
+    none. Before JAX is imported the variables are set for it; after, its config is updated.
+    """
+    wanted = {
+        "JAX_COMPILATION_CACHE_DIR": str(jax_cache_folder()),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",  # every program, however quick to compile
+    }
+    missing = {name: value for name, value in wanted.items() if name not in os.environ}
+    if "jax" in sys.modules:
+        import jax
+
+        for name, value in missing.items():
+            jax.config.update(name.lower(), value if name.endswith("_DIR") else float(value))
+    os.environ.update(missing)
 
 
 def tensorflow_on_demand() -> None:
