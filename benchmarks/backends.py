@@ -12,8 +12,8 @@ folder; the figures are medians of the repetitions:
 * ``import keras`` alone on each backend, plain and as the orchestrator imports it.
 
 Wall time is the whole process, fit throughput the training steps per second of
-``fit``, peak memory the child's ``ru_maxrss``. ``--quick`` runs plain Keras and the
-orchestrator's fast path on JAX on the bundled MNIST split, 5 batches a split, once.
+``fit``, peak memory the child's ``ru_maxrss``. ``--quick`` runs the orchestrator's
+fast path on JAX alone, on the bundled MNIST split, 5 batches a split, once.
 
 Example::
 
@@ -43,7 +43,7 @@ VARIANTS = {
         "cold",
     ),
 }
-QUICK_VARIANTS = ("plain_jax", "orchestrator_jax_fast")
+QUICK_VARIANTS = ("orchestrator_jax_fast",)
 #: label -> (title, backend, the Python code a child runs).
 IMPORTS = {
     "import_tf": ("`import keras`, TensorFlow", "tensorflow", "import keras"),
