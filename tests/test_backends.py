@@ -251,13 +251,21 @@ def _test_images() -> np.ndarray:
 # -- trainer=fast, tf.data, PyDataset, TensorBoard and seeds on JAX -----------------------
 
 
-@pytest.mark.slow
-def test_trainer_fast_on_jax_gives_the_losses_of_the_default_trainer(workdir):
+@pytest.fixture(scope="module")
+def fast_sweep(tmp_path_factory) -> Path:
+    """A two-job sweep on JAX, one process: the default trainer, then ``trainer=fast``; JAX's
+    compilation cache in the folder's ``cache/`` (``XDG_CACHE_HOME``)."""
+    folder = tmp_path_factory.mktemp("fast_sweep")
     args = ["-m", "+experiment=mnist", "backend=jax", "seed=7", "trainer=default,fast", "trainer.epochs=2"]
     args += ["trainer.limit_batches=5", *QUIET, "stages.predict=null", "tracking.log_model=false"]
-    result = run_cli(*args, cwd=workdir)
+    result = run_cli(*args, cwd=folder, env=cli_env(XDG_CACHE_HOME=str(folder / "cache")))
     assert result.returncode == 0, result.stderr[-3000:]
-    client = mlflow_client(workdir)
+    return folder
+
+
+@pytest.mark.slow
+def test_trainer_fast_on_jax_gives_the_losses_of_the_default_trainer(fast_sweep):
+    client = mlflow_client(fast_sweep)
     _, children = parent_and_children(client, "mnist")
     runs = {run.data.params["trainer.steps_per_execution"]: run for run in children}
     assert set(runs) == {"1", "64"}
@@ -265,6 +273,12 @@ def test_trainer_fast_on_jax_gives_the_losses_of_the_default_trainer(workdir):
         fast = metric_history(client, runs["64"].info.run_id, key)
         assert len(fast) == (2 if key.startswith("fit/") else 1), key
         assert fast == metric_history(client, runs["1"].info.run_id, key), key
+
+
+@pytest.mark.slow
+def test_a_jax_run_keeps_its_compiled_programs_in_the_user_cache_folder(fast_sweep):
+    programs = list((fast_sweep / "cache" / "keras-orchestrator" / "jax").iterdir())
+    assert len(programs) >= 4  # the initialisers, a training, an evaluation step at least
 
 
 @pytest.fixture(scope="module")
