@@ -149,7 +149,7 @@ def use_jax_compilation_cache() -> None:
     """Let JAX reuse the programs that an earlier run compiled (its persistent compilation cache).
 
     A run of the guide's example compiles some 25 programs (the weights' initialisers, the
-    training, evaluation and prediction steps, each batch shape once), about 5 s of CPU on 2
+    training, evaluation and prediction steps, each batch shape once), 4-6 s of CPU on 2
     cores; from the cache, the same programs load in milliseconds and compute the same numbers.
     ``JAX_COMPILATION_CACHE_DIR`` in the environment names another folder, or an empty value
     none; past :data:`JAX_CACHE_BYTES` the least recently used programs are deleted. Before
