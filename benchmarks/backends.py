@@ -12,8 +12,9 @@ folder; the figures are medians of the repetitions:
 * ``import keras`` alone on each backend, plain and as the orchestrator imports it.
 
 Wall time is the whole process, fit throughput the training steps per second of
-``fit``, peak memory the child's ``ru_maxrss``. ``--quick`` runs the orchestrator's
-fast path on JAX alone, on the bundled MNIST split, 5 batches a split, once.
+``fit``, peak memory the child's ``ru_maxrss``. ``--quick`` runs plain Keras and the
+orchestrator on JAX, on the bundled MNIST split, 5 batches a split, once: its goal's
+verdict says only that the figures were computed.
 
 Example::
 
@@ -43,7 +44,7 @@ VARIANTS = {
         "cold",
     ),
 }
-QUICK_VARIANTS = ("orchestrator_jax_fast",)
+QUICK_VARIANTS = ("plain_jax", "orchestrator_jax")
 #: label -> (title, backend, the Python code a child runs).
 IMPORTS = {
     "import_tf": ("`import keras`, TensorFlow", "tensorflow", "import keras"),
@@ -143,14 +144,15 @@ def summary_rows(results: dict) -> list[tuple]:
         if label not in runs or baseline not in runs:
             continue
         ratio = _medians(runs[label])["wall"] / _medians(runs[baseline])["wall"]
-        passed = None if results["quick"] else ratio <= goal
+        passed = ratio <= goal
         rows.append(
             (
                 f"backends: {VARIANTS[label][0]} / {VARIANTS[baseline][0]}, whole process",
                 f"{ratio:.2f}",
                 f"<= {goal:.2f}",
                 passed,
-                "section 6, backends",
+                "section 6, backends"
+                + (" (`--quick`: tiny data, no verdict on the goal)" if results["quick"] else ""),
             )
         )
     return rows

@@ -90,6 +90,7 @@ class Config:
     seed: int | None = None
     deterministic: bool = False
     resume: bool = True
+    dry_run: bool = False
 
 
 def register_schema(trusted_targets: tuple[str, ...] = ()) -> None:

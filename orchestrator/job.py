@@ -28,7 +28,9 @@ from orchestrator.run import execute, prepare
 from orchestrator.secrets import Secrets
 from orchestrator.session import Session
 from orchestrator.status import Status
+from orchestrator.sweep.best import best_epochs, job_params
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
+from orchestrator.sweep.policy import TimeLimit, time_limit
 from orchestrator.sweep.state import current_job
 
 log = logging.getLogger("orchestrator.sweep")
@@ -48,7 +50,8 @@ def finished_before(sweep) -> dict[str, Any] | None:
     if not sweep.state.get("resumed_from"):
         return None
     for job in read_journal(sweep.dir):
-        if job["overrides"] == sweep.overrides and job["status"] in CARRIED_OVER:
+        same = job["number"] == sweep.number and job["overrides"] == sweep.overrides
+        if same and job["status"] in CARRIED_OVER:
             return job
     return None
 
@@ -91,20 +94,20 @@ def run_job(cfg: DictConfig, session: Session) -> float | None:
         return None
     log.info("Job %d started: %s", sweep.number, " ".join(sweep.overrides) or "no overrides")
     started = time.monotonic()
-    context = None
-    try:
-        context = prepared()
-        objective = execute(context)
-        entry.update(status=context.outcome or Status.FINISHED, objective=objective)
-    except UserError as error:
-        entry.update(status=Status.FAILED, error=str(error))
-        log.error("Job %d failed: %s", sweep.number, error)
-    except KeyboardInterrupt:
-        record(sweep.dir, {**entry, "status": Status.KILLED, "error": "interrupted"})
-        raise
-    except Exception as error:
-        entry.update(status=Status.FAILED, error=f"{type(error).__name__}: {error}")
-        log.exception("Job %d failed", sweep.number)
+    entry["started_at"] = round(time.time(), 3)
+    while True:
+        context = _attempt(prepared, sweep, entry)
+        if entry["status"] != Status.FAILED or entry.get("refused") or sweep.attempt > sweep.retries:
+            break
+        log.warning(
+            "Job %d failed (attempt %d of %d); it runs again in %g s: %s",
+            sweep.number, sweep.attempt, sweep.retries + 1, sweep.retry_delay, entry.get("error"),
+        )  # fmt: skip
+        time.sleep(sweep.retry_delay)
+        sweep.attempt += 1
+    entry.pop("refused", None)
+    if sweep.attempt > 1:
+        entry["attempts"] = sweep.attempt
     entry["run_id"] = context.run_id if context is not None else None
     entry["seconds"] = round(time.monotonic() - started, 3)
     entry["stage_seconds"] = {
@@ -113,6 +116,10 @@ def run_job(cfg: DictConfig, session: Session) -> float | None:
         if name.startswith("time/")
     }
     entry["max_rss_mb"] = round(max_rss_mb(), 1)
+    entry["best_epochs"] = best_epochs(context)
+    entry["output_dir"] = str(Path(hydra_cfg.runtime.output_dir).resolve())
+    entry["params"] = job_params(cfg)
+    entry["ended_at"] = round(time.time(), 3)
     if context is not None and not context.chief:
         return entry["objective"]  # the chief worker records the job
     record(sweep.dir, entry)
@@ -126,3 +133,28 @@ def run_job(cfg: DictConfig, session: Session) -> float | None:
         describe(best(read_journal(sweep.dir), direction)),
     )
     return entry["objective"]
+
+
+def _attempt(prepared: Any, sweep: Any, entry: dict[str, Any]) -> Any:
+    """One attempt at the job, within its time limit; its outcome goes into ``entry``; the run context."""
+    context = None
+    entry.pop("error", None)
+    try:
+        with time_limit(sweep.time_limit):
+            context = prepared()
+            objective = execute(context)
+        entry.update(status=context.outcome or Status.FINISHED, objective=objective)
+    except UserError as error:
+        # a config that is refused before the run starts fails again: it is not retried
+        entry.update(status=Status.FAILED, error=str(error), refused=context is None)
+        log.error("Job %d failed: %s", sweep.number, error)
+    except KeyboardInterrupt:
+        record(sweep.dir, {**entry, "status": Status.KILLED, "error": "interrupted"})
+        raise
+    except Exception as error:
+        entry.update(status=Status.FAILED, error=f"{type(error).__name__}: {error}")
+        if isinstance(error, TimeLimit):
+            log.error("Job %d failed: %s", sweep.number, error)
+        else:
+            log.exception("Job %d failed", sweep.number)
+    return context

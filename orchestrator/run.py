@@ -107,6 +107,8 @@ def _execute(context: RunContext) -> float | None:
         keeper.started()
         if context.distribution is not None:
             context.set_tags(**context.distribution.tags())
+        if context.sweep is not None and context.sweep.tags():
+            context.set_tags(**context.sweep.tags())
         if context.session.runs:
             forget_previous_run()
         context.session.runs += 1

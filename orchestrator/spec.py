@@ -94,6 +94,7 @@ class RunSpec:
     seed: int | None
     deterministic: bool
     resume: bool
+    dry_run: bool = False
 
 
 def validate(cfg: DictConfig, registries: Mapping[str, Any]) -> RunSpec:
@@ -146,6 +147,7 @@ def build_spec(cfg: DictConfig, registries: Mapping[str, Any]) -> RunSpec:
         seed=cfg.seed,
         deterministic=bool(cfg.deterministic),
         resume=bool(cfg.resume),
+        dry_run=bool(cfg.get("dry_run", False)),
     )
 
 

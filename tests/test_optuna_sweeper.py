@@ -8,11 +8,16 @@ journal, the sweep journal and the MLflow store the command wrote.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import heavy_modules_imported, mlflow_client, run_cli
+from tests.conftest import fixture_env, heavy_modules_imported, mlflow_client, run_cli
 
 #: Tiny, offline, quiet: trials here test plumbing, not learning.
 SMOKE = [
@@ -47,9 +52,28 @@ def sweep_runs(folder: Path):
     return parent, children
 
 
-@pytest.mark.slow
-def test_parallel_optuna_trials_are_child_runs_and_the_parent_names_the_best(workdir):
-    sweep_dir = workdir / "sweep"
+@dataclass
+class Parallel:
+    """One asynchronous sweep, shared by the tests that read it: 3 trials on 2 joblib workers, one
+    CPU core each; job 0 waits at its first batch until job 2 starts training."""
+
+    folder: Path
+    sweep_dir: Path
+    seen: Path
+    result: subprocess.CompletedProcess
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def parallel(tmp_path_factory) -> Parallel:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPU cores")
+    folder = tmp_path_factory.mktemp("parallel")
+    sweep_dir, seen = folder / "sweep", folder / "seen"
+    seen.mkdir()
+    fifo = folder / "meet"
+    os.mkfifo(fifo)
+    started = time.monotonic()
     result = run_cli(
         "-m",
         "+experiment=mnist",
@@ -57,7 +81,7 @@ def test_parallel_optuna_trials_are_child_runs_and_the_parent_names_the_best(wor
         *SMOKE,
         "trainer.limit_batches=3",
         "trainer.epochs=2",
-        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_trials=3",
         "hydra.sweeper.n_jobs=2",
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
@@ -65,16 +89,25 @@ def test_parallel_optuna_trials_are_child_runs_and_the_parent_names_the_best(wor
         "hydra.sweeper.sampler.seed=3",
         "hydra.sweeper.pruner.n_startup_trials=100",  # trials report every epoch, none is pruned
         "hydra.sweeper.study_name=search",
+        "hydra.callbacks.orchestrator.devices=[cpu:0,cpu:1]",
+        f"+callbacks.seen={{name: seen, folder: '{seen}', fifo: '{fifo}', wait_job: 0, meet_job: 2}}",
         f"hydra.sweep.dir={sweep_dir}",
-        cwd=workdir,
+        cwd=folder,
+        env=fixture_env(),
     )
+    return Parallel(folder, sweep_dir, seen, result, time.monotonic() - started)
+
+
+@pytest.mark.slow
+def test_parallel_optuna_trials_are_child_runs_and_the_parent_names_the_best(parallel):
+    workdir, sweep_dir, result = parallel.folder, parallel.sweep_dir, parallel.result
     assert result.returncode == 0, result.stderr[-4000:]
 
     study = load_study(sweep_dir, "search")
     trials = study.get_trials()
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     parent, children = sweep_runs(workdir)
-    assert len(children) == 4
+    assert len(children) == 3
     for trial in trials:
         rate = trial.distributions["optimizer.learning_rate"]
         assert (type(rate).__name__, rate.log, rate.low, rate.high) == ("FloatDistribution", True, 1e-4, 1e-1)
@@ -107,6 +140,47 @@ def test_parallel_optuna_trials_are_child_runs_and_the_parent_names_the_best(wor
     assert json.loads((sweep_dir / "optuna-sweep.json").read_text())["trials"] == {
         str(t.user_attrs["orchestrator.job"]): t.number for t in trials
     }
+
+
+@pytest.mark.slow
+def test_a_worker_asks_for_a_new_trial_as_soon_as_its_own_ends(parallel):
+    """Job 0 cannot end before job 2 has started training: a sweeper that waited for the batch of jobs
+    0 and 1 to end before launching job 2 would never get there."""
+    from orchestrator.sweep.journal import read_journal
+
+    assert parallel.result.returncode == 0, parallel.result.stderr[-4000:]
+    study = load_study(parallel.sweep_dir, "search")
+    jobs = {t.user_attrs["orchestrator.job"]: t for t in study.get_trials()}
+    assert sorted(jobs) == [0, 1, 2]
+    # job 2 ran in the worker that job 1 left: the worker of job 0 was busy until job 2 started
+    seen = {job: json.loads((parallel.seen / f"job-{job}.json").read_text()) for job in jobs}
+    assert seen[2]["pid"] == seen[1]["pid"] != seen[0]["pid"]
+    journal = {job["number"]: job for job in read_journal(parallel.sweep_dir)}
+    assert journal[1]["ended_at"] <= journal[2]["started_at"] < journal[0]["ended_at"]
+    assert jobs[2].datetime_start < jobs[0].datetime_complete  # asked for while trial 0 ran
+
+
+@pytest.mark.slow
+def test_each_parallel_worker_has_its_own_cpu_slot_and_each_run_records_it(parallel):
+    assert parallel.result.returncode == 0, parallel.result.stderr[-4000:]
+    _, children = sweep_runs(parallel.folder)
+    slots = {}
+    for run in children.values():
+        job = run.data.tags["orchestrator.job"]
+        seen = json.loads((parallel.seen / f"job-{job}.json").read_text())
+        devices = run.data.tags["orchestrator.devices"]
+        assert devices == f"cpu:{seen['affinity'][0]}" and len(seen["affinity"]) == 1, (devices, seen)
+        assert seen["cuda"] == ""  # a CPU slot hides the GPUs
+        slots.setdefault(seen["pid"], set()).add(devices)
+    # one slot per worker process, a different one for each
+    assert sorted(slots.values(), key=sorted) == [{"cpu:0"}, {"cpu:1"}]
+
+
+@pytest.mark.slow
+def test_the_closing_line_counts_the_seconds_the_sweep_ran(parallel):
+    log = parallel.result.stdout + parallel.result.stderr
+    seconds = float(re.search(r"Sweep \w+: 3 jobs, 0 failed or skipped, ([0-9.]+) s", log).group(1))
+    assert 0 < seconds <= parallel.seconds
 
 
 @pytest.mark.slow

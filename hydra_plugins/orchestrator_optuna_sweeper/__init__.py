@@ -21,7 +21,6 @@ when this module loads: ``--help`` and ``--cfg`` stay fast.
 # module before it is in sys.modules, and dataclasses then cannot resolve string
 # annotations.
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,6 @@ from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
-from orchestrator.status import Status
 from orchestrator.sweep.journal import FAILURES, read_journal
 from orchestrator.sweep.state import read_state
 
@@ -63,7 +61,8 @@ class OrchestratorOptunaSweeperConf:
 
     _target_: str = "hydra_plugins.orchestrator_optuna_sweeper.OrchestratorOptunaSweeper"
     n_trials: int = 20  # trials this sweep runs (on top of those already in a resumed study)
-    n_jobs: int = 1  # trials launched per batch; match the launcher's parallelism
+    n_jobs: int = 1  # trials running at once, each asked for when one ends; the launcher's parallelism
+    batches: bool = False  # true: wait for n_jobs trials to end before asking for more (Hydra's way)
     direction: str | None = None  # minimize | maximize; null: the job config's objective.direction
     sampler: SamplerConf = field(default_factory=SamplerConf)
     pruner: PrunerConf = field(default_factory=PrunerConf)
@@ -85,12 +84,14 @@ ConfigStore.instance().store(
 
 
 class OrchestratorOptunaSweeper(Sweeper):
-    """Runs ``n_trials`` Optuna trials as jobs of one Hydra multirun, ``n_jobs`` at a time."""
+    """Runs ``n_trials`` Optuna trials as jobs of one Hydra multirun, ``n_jobs`` at a time, each asked
+    for as soon as a running one ends (see ``_workers``)."""
 
     def __init__(
         self,
         n_trials: int = 20,
         n_jobs: int = 1,
+        batches: bool = False,
         direction: str | None = None,
         sampler: Any = None,
         pruner: Any = None,
@@ -102,6 +103,7 @@ class OrchestratorOptunaSweeper(Sweeper):
     ) -> None:
         self.n_trials = int(n_trials)
         self.n_jobs = int(n_jobs)
+        self.batches = bool(batches)
         self.direction = direction
         self.sampler_conf = _plain(sampler) or {}
         self.pruner_conf = _plain(pruner) or {}
@@ -124,6 +126,13 @@ class OrchestratorOptunaSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config
         )
 
+    @staticmethod
+    def dry_run_jobs(config: DictConfig) -> list[list[str]]:
+        """The override lists of the trials a sweep of ``config`` starts with (``dry_run=true``)."""
+        from hydra_plugins.orchestrator_optuna_sweeper._dry_run import first_trials
+
+        return first_trials(config)
+
     # -- the sweep ---------------------------------------------------------------------
 
     def sweep(self, arguments: list[str]) -> Any:
@@ -140,7 +149,7 @@ class OrchestratorOptunaSweeper(Sweeper):
     def _sweep(self, arguments: list[str]) -> list[Any]:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        from hydra_plugins.orchestrator_optuna_sweeper import _space, _study
+        from hydra_plugins.orchestrator_optuna_sweeper import _space, _study, _trials, _workers
 
         try:
             import optuna
@@ -167,6 +176,9 @@ class OrchestratorOptunaSweeper(Sweeper):
         study_name = self.study_name or f"{experiment}-{state.get('sweep_id') or sweep_dir.name}"
         storage = _study.resolve_storage(self.storage, sweep_dir)
 
+        resumed_from = Path(state["resumed_from"]) if state.get("resumed_from") else None
+        if resumed_from is not None and not self.storage and resumed_from.resolve() != sweep_dir:
+            _study.carry_journal(resumed_from, sweep_dir)  # the study moves on with the sweep's folder
         study = optuna.create_study(
             study_name=study_name,
             storage=_study.open_storage(storage),
@@ -175,7 +187,9 @@ class OrchestratorOptunaSweeper(Sweeper):
             direction=direction,
             load_if_exists=True,
         )
-        existing = len(study.get_trials(deepcopy=False))
+        sweep_id = str(state.get("sweep_id") or sweep_dir.name)
+        trials = study.get_trials(deepcopy=False)
+        existing = len(trials)
         if existing and self.sampler_conf.get("seed") is not None:
             # A resumed study: the same seed would sample the first trials over again.
             seed = int(self.sampler_conf["seed"]) + existing
@@ -183,104 +197,119 @@ class OrchestratorOptunaSweeper(Sweeper):
             log.info("Study '%s' resumed with %d trials; sampler seed %d", study_name, existing, seed)
         for values in _space.enqueued(space, self.enqueue_trials):
             study.enqueue_trial(values, skip_if_exists=True)
+        ended, in_flight = _trials.of_sweep(trials, sweep_id, resumed=resumed_from is not None)
+        mine = ended + in_flight
         info: dict[str, Any] = {
             "study_name": study_name,
             "storage": storage,
             "direction": direction,
             "pruner": pruner_conf,
             "pruning_metric": pruning_metric,
-            "trials": {},
+            "trials": {
+                str(t.user_attrs[_trials.JOB_ATTR]): t.number
+                for t in mine
+                if _trials.JOB_ATTR in t.user_attrs
+            },
         }
+        remaining = max(0, self.n_trials - len(ended) - len(in_flight))
+        if mine:
+            log.info(
+                "Sweep %s goes on: %d of its %d trials ended, %d continue, %d to ask for",
+                sweep_id, len(ended), self.n_trials, len(in_flight), remaining,
+            )  # fmt: skip
         log.info(
-            "Optuna study '%s' in %s: %d trials, %d at a time, %s, sampler %s, pruner %s on %s",
+            "Optuna study '%s' in %s: %d trials, %d at a time%s, %s, sampler %s, pruner %s on %s",
             study_name,
             storage,
             self.n_trials,
             self.n_jobs,
+            " in batches" if self.batches else "",
             direction,
             self.sampler_conf.get("name", "tpe"),
             pruner_conf["name"],
             pruning_metric or "-",
         )
+        self.job_idx = _trials.next_job_number(sweep_dir, info, resumed_from)
         distributions = {key: dim.distribution for key, dim in space.items()}
-        returns: list[Any] = []
-        remaining = self.n_trials
-        while remaining > 0:
+        trial_of: dict[int, Any] = {}
+        left = {"ask": remaining}
+
+        def overrides_of(trial: Any) -> list[str]:
+            return [dim.override(trial.params[key]) for key, dim in space.items()] + fixed
+
+        def ask() -> Any:
+            if left["ask"] <= 0:
+                return None
             if self._stop_after_failure(sweep_dir):
                 log.warning("Sweep stopped: a trial failed and fail_fast is on.")
-                break
-            trials = [study.ask(distributions) for _ in range(min(self.n_jobs, remaining))]
-            batch = []
-            for offset, trial in enumerate(trials):
-                number = self.job_idx + offset
-                trial.set_user_attr("orchestrator.job", number)
-                info["trials"][str(number)] = trial.number
-                batch.append([dim.override(trial.params[key]) for key, dim in space.items()] + fixed)
-            _study.write_sweep_file(sweep_dir, info)
-            results = self._launch(study, trials, batch)
-            self._tell(study, trials, results, sweep_dir)
-            self.job_idx += len(batch)
-            remaining -= len(batch)
-            returns.append(results)
-        self._summary(study)
+                left["ask"] = 0
+                return None
+            left["ask"] -= 1
+            trial = study.ask(distributions)
+            number = self.job_idx
+            self.job_idx += 1
+            trial.set_user_attr(_trials.JOB_ATTR, number)
+            trial.set_user_attr(_trials.SWEEP_ATTR, sweep_id)
+            return self._hand_out(info, sweep_dir, trial, number, overrides_of(trial), trial_of)
+
+        first = []
+        for frozen in in_flight:
+            number = int(frozen.user_attrs[_trials.JOB_ATTR])
+            trial = optuna.trial.Trial(study, frozen._trial_id)
+            first.append(self._hand_out(info, sweep_dir, trial, number, overrides_of(frozen), trial_of))
+            log.info(
+                "Trial %d (job %d) was running when the sweep stopped: it continues", frozen.number, number
+            )
+        returns: list[Any] = []
+
+        def tell(item: tuple[int, list[str]], result: Any, error: BaseException | None) -> None:
+            number = item[0]
+            trial = trial_of.pop(number)
+            if error is not None:
+                log.error(
+                    "Trial %d (job %d) could not run: %s: %s",
+                    trial.number,
+                    number,
+                    type(error).__name__,
+                    error,
+                )
+            _trials.tell(study, trial, number, result, sweep_dir, error, item[1])
+            if result is not None:
+                returns.append([result])
+
+        _workers.run(
+            launch=self._launch_one,
+            first=first,
+            ask=ask,
+            tell=tell,
+            workers=self.n_jobs,
+            batched=self.batches,
+        )
+        _trials.summary(study)
         return returns
 
-    def _launch(self, study: Any, trials: list[Any], batch: list[list[str]]) -> Any:
-        """Launch one batch; trials of a batch that cannot start are told FAIL before the error goes on."""
-        import optuna
+    def _hand_out(
+        self,
+        info: dict[str, Any],
+        sweep_dir: Path,
+        trial: Any,
+        number: int,
+        overrides: list[str],
+        trial_of: dict,
+    ) -> tuple[int, list[str]]:
+        """Write in ``optuna-sweep.json`` which trial job ``number`` runs (its job reads it) first."""
+        from hydra_plugins.orchestrator_optuna_sweeper import _study
 
-        try:
-            self.validate_batch_is_legal(batch)
-            return self.launcher.launch(batch, initial_job_idx=self.job_idx)
-        except BaseException:
-            for trial in trials:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-            raise
+        info["trials"][str(number)] = trial.number
+        _study.write_sweep_file(sweep_dir, info)
+        trial_of[number] = trial
+        return number, overrides
 
-    def _tell(self, study: Any, trials: list[Any], results: Any, sweep_dir: Path) -> None:
-        """Tell Optuna each job's outcome, from the sweep journal (by job number) and its return value."""
-        import optuna
-        from hydra.core.utils import JobStatus
-
-        State = optuna.trial.TrialState
-        journal = {entry["number"]: entry for entry in read_journal(sweep_dir)}
-        for offset, (trial, result) in enumerate(zip(trials, results, strict=True)):
-            number = self.job_idx + offset
-            entry = journal.get(number, {})
-            if entry.get("run_id"):
-                trial.set_user_attr("mlflow.run_id", entry["run_id"])
-            status = entry.get("status")
-            value = _number(result.return_value) if result.status == JobStatus.COMPLETED else None
-            if value is None and status in (None, Status.FINISHED):
-                value = _number(entry.get("objective"))
-            if status == Status.PRUNED:
-                study.tell(trial, state=State.PRUNED)
-            elif (
-                status in (None, Status.FINISHED)
-                and result.status == JobStatus.COMPLETED
-                and value is not None
-            ):
-                study.tell(trial, value)
-            else:
-                why = entry.get("error") or (
-                    "no objective (objective.metric not logged)" if status == Status.FINISHED else status
-                )
-                log.warning("Trial %d (job %d) failed: %s", trial.number, number, why or "job failed")
-                study.tell(trial, state=State.FAIL)
-
-    def _summary(self, study: Any) -> None:
-        import optuna
-
-        trials = study.get_trials(deepcopy=False)
-        counts = {state.name: sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
-        shown = ", ".join(f"{count} {name.lower()}" for name, count in counts.items() if count)
-        completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        best = (
-            f"trial {study.best_trial.number} = {study.best_value:.6g} {study.best_params}"
-            if completed
-            else "none"
-        )
-        log.info("Optuna study '%s': %s. Best: %s", study.study_name, shown or "no trials", best)
+    def _launch_one(self, item: tuple[int, list[str]]) -> Any:
+        """Run one job through the launcher; its ``JobReturn``."""
+        number, overrides = item
+        self.validate_batch_is_legal([overrides])
+        return self.launcher.launch([overrides], initial_job_idx=number)[0]
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -317,12 +346,3 @@ def _dotted(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _number(value: Any) -> float | None:
-    """A finite float, or ``None``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

@@ -1,7 +1,7 @@
 """What the Optuna sweeper and its jobs share: the search space, the storage, the trial file.
 
 The sweeper (main process) parses ``hydra.sweeper.params`` into Optuna
-distributions, creates the study, and before each batch writes
+distributions, creates the study, and before each trial's job starts writes
 ``optuna-sweep.json`` in the sweep folder: the study's name and storage, the
 pruner, the pruning metric, and which job number runs which trial. A job (in
 the main process or a launcher's worker) reads that file to find its trial and
@@ -79,6 +79,7 @@ def check(cfg: Any, warn: bool = False) -> tuple[str, str | None]:
     for key in ("n_trials", "n_jobs"):
         if int(sweeper.get(key, 1)) < 1:
             raise SweeperConfigError(f"hydra.sweeper.{key}", f"must be 1 or more, got {sweeper.get(key)}.")
+    check_launcher(int(sweeper.get("n_jobs", 1)), cfg.hydra.launcher)
     sampler = (sweeper.get("sampler") or {}).get("name", "tpe")
     if sampler not in SAMPLERS:
         raise SweeperConfigError(
@@ -133,6 +134,32 @@ def check(cfg: Any, warn: bool = False) -> tuple[str, str | None]:
     return direction, metric
 
 
+#: Launchers that run a job in the calling process and thread: one job at a time.
+IN_PROCESS = ("hydra._internal.core_plugins.basic_launcher.BasicLauncher",)
+
+
+def check_launcher(n_jobs: int, launcher: Any) -> None:
+    """``hydra.sweeper.n_jobs`` trials at once need a launcher that runs as many jobs at once, each in a
+    process of its own (joblib, submitit, Ray); the basic launcher runs jobs in the sweep's process."""
+    if n_jobs == 1:
+        return
+    target = str(launcher.get("_target_", ""))
+    if target in IN_PROCESS:
+        raise SweeperConfigError(
+            "hydra.sweeper.n_jobs",
+            f"is {n_jobs}, but the basic launcher runs one job at a time in this process. Run the trials "
+            f"in parallel with hydra/launcher=joblib hydra.launcher.n_jobs={n_jobs}, or set "
+            "hydra.sweeper.n_jobs=1.",
+        )
+    workers = launcher.get("n_jobs")
+    if isinstance(workers, int) and 0 < workers < n_jobs:
+        raise SweeperConfigError(
+            "hydra.sweeper.n_jobs",
+            f"is {n_jobs}, but hydra.launcher.n_jobs={workers} runs fewer jobs at once (with 1, joblib "
+            f"would run them in this process's threads). Set hydra.launcher.n_jobs={n_jobs}.",
+        )
+
+
 # -- Study ------------------------------------------------------------------------------
 
 
@@ -143,6 +170,15 @@ def resolve_storage(storage: str | None, sweep_dir: Path) -> str:
     if "://" in storage:
         return storage
     return str(Path(storage).expanduser().resolve())
+
+
+def carry_journal(previous: Path, sweep_dir: Path) -> None:
+    """Copy the default journal of an interrupted sweep's folder into the folder it goes on in."""
+    import shutil
+
+    source, target = Path(previous) / JOURNAL_FILE, Path(sweep_dir) / JOURNAL_FILE
+    if source.exists() and not target.exists():
+        shutil.copyfile(source, target)
 
 
 def open_storage(storage: str) -> Any:
@@ -192,7 +228,7 @@ def make_pruner(conf: dict[str, Any]) -> Any:
 
 
 def write_sweep_file(sweep_dir: Path, info: dict[str, Any]) -> None:
-    """Write ``optuna-sweep.json`` atomically (jobs of the next batch read it)."""
+    """Write ``optuna-sweep.json`` atomically (the jobs about to start read it)."""
     path = Path(sweep_dir) / SWEEP_FILE
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(info, indent=2))

@@ -46,10 +46,34 @@ def orchestrator_before_sweep(sweep):
     if sweep.cfg is None or not _study.is_selected(sweep.cfg):
         return
     try:
-        _study.check(sweep.cfg)
+        direction, metric = _study.check(sweep.cfg)
         _check_search(sweep)
     except UserError as error:
         _study.SweeperConfigError(error.key, error.problem).exit()
+    if metric:  # the sweep report shows each trial's best epoch of it (orchestrator.sweep.best)
+        sweep.state["orchestrator.epoch_metrics"] = {metric: direction}
+
+
+@hookimpl(tryfirst=True)
+def orchestrator_after_sweep(sweep, jobs, report):
+    """The study's importances, parallel coordinates and trials join the sweep's report (before
+    tracking logs the report on the parent run)."""
+    if sweep.cfg is None:
+        return
+    from hydra_plugins.orchestrator_optuna_sweeper import _study
+
+    if not _study.is_selected(sweep.cfg):
+        return
+    from hydra_plugins.orchestrator_optuna_sweeper._review import review_study
+
+    try:
+        report.update(review_study(sweep.dir))
+    except Exception as error:  # the parent run must still be told the rest and ended
+        import logging
+
+        logging.getLogger("orchestrator.optuna").warning(
+            "The Optuna study's review is incomplete: %s: %s", type(error).__name__, error
+        )
 
 
 def _check_search(sweep) -> None:

@@ -29,12 +29,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from orchestrator.backend import check_sweep_backends
-from orchestrator.errors import UserError, exit_on
+from orchestrator.errors import UserError
 from orchestrator.folders import Claim, claim_folder, follows_a_chief, named_by_time
 from orchestrator.plugins import get_plugin_manager
 from orchestrator.resume.index import UNFINISHED, RunIndex, command_key
 from orchestrator.secrets import Secrets, mask_log, mask_yaml
 from orchestrator.status import Status
+from orchestrator.sweep import devices, policy
+from orchestrator.sweep.fingerprint import sweep_fingerprint, what_changed
 from orchestrator.sweep.grid import check_job, check_jobs, grid_jobs
 from orchestrator.sweep.journal import CARRIED_OVER, FAILURES, best, describe, read_journal, record
 from orchestrator.sweep.report import write_report
@@ -49,10 +51,24 @@ class SweepCallback(Callback):
 
     Args:
         fail_fast: skip the jobs that have not started once one job failed.
+        retries, retry_delay, time_limit: the jobs' failure policy (:mod:`orchestrator.sweep.policy`).
+        devices: one entry per device slot (:mod:`orchestrator.sweep.devices`); ``None``: every job
+            sees every device.
     """
 
-    def __init__(self, fail_fast: bool = False):
+    def __init__(
+        self,
+        fail_fast: bool = False,
+        retries: int = 0,
+        retry_delay: float = 10.0,
+        time_limit: float | None = None,
+        devices: Any = None,
+    ):
         self.fail_fast = fail_fast
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.time_limit = time_limit
+        self.devices = OmegaConf.to_container(devices) if OmegaConf.is_config(devices) else devices
         self.sweep: Sweep | None = None
         self.index: Any = None
         self.started = 0.0
@@ -65,13 +81,28 @@ class SweepCallback(Callback):
         return {**self.__dict__, "sweep": None, "index": None, "claim": None}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """A single run: mask its secrets in the log; claim its folder (``hydra.run.dir``)."""
+        """A single run: mask its secrets in the log; claim its folder (``hydra.run.dir``).
+
+        With ``dry_run=true`` the run's config is checked and the command ends here, before
+        any folder exists (:mod:`orchestrator.dry_run`).
+        """
+        if config.get("dry_run"):
+            from orchestrator import dry_run
+
+            raise SystemExit(dry_run.run(config))
         self.secrets = Secrets.of(config)
         mask_log(self.secrets)
         self._claim(config, "run", "runs", "output_dir")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Each job (in whichever process runs it): mask its secrets in the log and in Hydra's files."""
+        """Each job (in whichever process runs it): take its device slot, before TensorFlow starts;
+        mask its secrets in the log and in Hydra's files."""
+        if self.devices is not None and config.hydra.mode == RunMode.MULTIRUN:
+            sweep_dir = Path(config.hydra.runtime.cwd) / str(config.hydra.sweep.dir)
+            slot = devices.take(sweep_dir, devices.parse(self.devices))
+            if slot is not None:
+                slot.apply()
+                log.info("Job %s runs on %s", config.hydra.job.num, slot.text)
         secrets = Secrets.of(config)
         mask_log(secrets)
         if config.hydra.output_subdir is not None:
@@ -109,12 +140,8 @@ class SweepCallback(Callback):
             return wanted
         try:
             self.claim = claim_folder(wanted, key, by_time, resumes)
-        except UserError as error:  # Hydra would turn an exception in a callback into a warning
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                traceback.print_exception(error)
-            else:
-                print(f"Error: {error}\n(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
-            raise SystemExit(2) from None
+        except UserError as error:
+            stop(error)
         if self.claim.path != wanted:
             log.warning("%s %s is taken by another process; this one uses %s", key, wanted, self.claim.path)
             with read_write(config.hydra):
@@ -124,7 +151,32 @@ class SweepCallback(Callback):
         return self.claim.path
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.get("dry_run"):  # every job checked, none started (orchestrator/dry_run.py)
+            from orchestrator import dry_run
+
+            raise SystemExit(dry_run.sweep(config))
+        self.started = time.monotonic()
         check_before_sweep(config)
+        try:
+            policy.check(self.retries, self.retry_delay, self.time_limit)
+            workers = config.hydra.launcher.get("n_jobs")
+            devices.check(
+                devices.parse(self.devices), workers if isinstance(workers, int) and workers > 0 else None
+            )
+        except UserError as error:
+            stop(error)
+        # Hydra turns an exception in a callback into a warning and would run the jobs all the same,
+        # without the sweep's parent run or record: the command ends here instead.
+        try:
+            self._open(config)
+        except UserError as error:
+            stop(error)
+        except Exception:
+            log.exception("The sweep could not start")
+            raise SystemExit(1) from None
+
+    def _open(self, config: DictConfig) -> None:
+        """Claim the sweep's folder, go on with its interrupted start if any, open it for the plugins."""
         self.secrets = Secrets.of(config)
         mask_log(self.secrets)
         sweep_dir = self._claim(config, "sweep", "sweeps", "sweep_dir").resolve()
@@ -140,7 +192,16 @@ class SweepCallback(Callback):
         key = command_key(arguments, backend=str(config.get("backend", "tensorflow")))  # as _claim's
         self.index = RunIndex(Path(config.hydra.runtime.cwd), key, kind="sweeps")
         previous = self._unfinished_sweep(bool(config.resume))
+        fingerprint = sweep_fingerprint(config)
         if previous is not None:
+            changed = what_changed(previous.get("config") or {}, fingerprint)
+            if changed:
+                raise UserError(
+                    "resume",
+                    f"the interrupted sweep in {previous['sweep_dir']} was started with another config: "
+                    f"{changed}. Start it with the config it had to finish it, or with resume=false "
+                    "for a new sweep.",
+                )
             self._continue(previous)
         self.sweep.state["sweep_id"] = self.sweep.id
         get_plugin_manager().hook.orchestrator_before_sweep(sweep=self.sweep)
@@ -150,11 +211,11 @@ class SweepCallback(Callback):
                 sweep_id=self.sweep.id,
                 sweep_dir=str(sweep_dir),
                 state=self.sweep.state,
+                config=fingerprint,
                 status=Status.RUNNING,
             )
         os.environ["ORCHESTRATOR_SWEEP_ID"] = self.sweep.id
         os.environ[STATE_ENV] = json.dumps(self.sweep.state)
-        self.started = time.monotonic()
         atexit.register(self._finish_interrupted)
         log.info("Sweep %s started in %s", self.sweep.id, sweep_dir)
 
@@ -164,7 +225,7 @@ class SweepCallback(Callback):
             log.warning("The same sweep is already running; this one starts a sweep of its own.")
             return None
         entry = self.index.read()
-        if resume and entry and entry.get("status") in UNFINISHED:
+        if resume and entry and entry.get("status") in UNFINISHED and entry.get("sweep_id"):
             return entry
         return None
 
@@ -202,14 +263,16 @@ class SweepCallback(Callback):
             return False
         self.finished = True
         self.sweep.completed = completed
-        mask_yaml(self.sweep.dir / "multirun.yaml", self.secrets)
         jobs = read_journal(self.sweep.dir)
-        report = write_report(self.sweep, jobs)
-        get_plugin_manager().hook.orchestrator_after_sweep(sweep=self.sweep, jobs=jobs, report=report)
+        try:
+            mask_yaml(self.sweep.dir / "multirun.yaml", self.secrets)
+            report = write_report(self.sweep, jobs)
+            get_plugin_manager().hook.orchestrator_after_sweep(sweep=self.sweep, jobs=jobs, report=report)
+        finally:  # a report that fails leaves the sweep ended all the same: never resumed into its folder
+            if self.index is not None and self.index.claimed:
+                self.index.write(status=Status.FINISHED if completed else Status.KILLED)
+                self.index.release()
         failed = [j for j in jobs if j["status"] in FAILURES]
-        if self.index is not None and self.index.claimed:
-            self.index.write(status=Status.FINISHED if completed else Status.KILLED)
-            self.index.release()
         log.info(
             "Sweep %s: %d jobs, %d failed or skipped, %.1f s. Best: %s",
             self.sweep.id,
@@ -242,7 +305,18 @@ def check_before_sweep(config: DictConfig) -> None:
         backends = {str(config.backend), *(str(job.backend) for job in jobs)}
         check_sweep_backends(backends, str(config.hydra.launcher.get("_target_", "")))
     except UserError as error:
-        exit_on(error)
+        stop(error)
+
+
+def stop(error: UserError) -> None:
+    """End the command on a user error found in a callback: one paragraph (the traceback under
+    ``HYDRA_FULL_ERROR=1``) and exit code 2. Raising it would not do: Hydra turns an exception in a
+    callback into a warning and goes on."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        traceback.print_exception(error)
+    else:
+        print(f"Error: {error}\n(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def _is_swept(key: str, overrides: list[str]) -> bool:

@@ -67,7 +67,7 @@ def check_jobs(config: DictConfig, jobs: list[list[str]], numbered: bool = True)
     composed = []
     for number, overrides in enumerate(jobs):
         try:
-            composed.append(_composed(loader, config, overrides))
+            composed.append(compose_job(loader, config, overrides))
             check_job(composed[-1])
         except UserError as error:
             swept = " ".join(o for o in overrides if o not in shared)
@@ -76,7 +76,7 @@ def check_jobs(config: DictConfig, jobs: list[list[str]], numbered: bool = True)
     return composed
 
 
-def _composed(loader: Any, config: DictConfig, overrides: list[str]) -> DictConfig:
+def compose_job(loader: Any, config: DictConfig, overrides: list[str]) -> DictConfig:
     """The job's config as Hydra's launcher composes it; Hydra's composition errors as a UserError."""
     try:
         return loader.load_sweep_config(config, overrides)

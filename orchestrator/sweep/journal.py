@@ -1,7 +1,9 @@
 """The sweep's journal: one line per finished job in ``orchestrator-jobs.jsonl``, and the best job.
 
 Jobs append to it under a file lock, whatever launcher runs them, so the
-running best, ``fail_fast`` and the final report read one record.
+running best, ``fail_fast`` and the final report read one record. A job that
+ran records when it started and ended (``started_at``, ``ended_at``: seconds
+since the epoch), how long it took and its attempts.
 
 Example::
 

@@ -61,17 +61,33 @@ class Sweep:
 
 @dataclass
 class SweepJob:
-    """What one job knows of its sweep: the folder, its number, the shared state."""
+    """What one job knows of its sweep: the folder, its number, the shared state, the failure policy."""
 
     dir: Path
     number: int
     overrides: list[str]
     fail_fast: bool
     state: dict[str, Any]
+    #: ``hydra.callbacks.orchestrator.retries``, ``retry_delay``, ``time_limit`` (:mod:`.policy`).
+    retries: int = 0
+    retry_delay: float = 0.0
+    time_limit: float | None = None
+    #: 1 for the first attempt, 2 for the first retry, ...
+    attempt: int = 1
 
     @property
     def id(self) -> str | None:
         return self.state.get("sweep_id")
+
+    def tags(self) -> dict[str, str]:
+        """The job's own tags for its run: its devices (a device slot) and, when retried, its attempt."""
+        tags = {}
+        devices = os.environ.get("ORCHESTRATOR_DEVICES")
+        if devices:
+            tags["orchestrator.devices"] = devices
+        if self.attempt > 1:
+            tags["orchestrator.attempt"] = str(self.attempt)
+        return tags
 
 
 def current_job(hydra_cfg: Any) -> SweepJob | None:
@@ -90,6 +106,9 @@ def current_job(hydra_cfg: Any) -> SweepJob | None:
         overrides=list(hydra_cfg.overrides.task),
         fail_fast=bool(callback.get("fail_fast", False)),
         state=read_state(sweep_dir),
+        retries=int(callback.get("retries") or 0),
+        retry_delay=float(callback.get("retry_delay") or 0.0),
+        time_limit=callback.get("time_limit"),
     )
 
 

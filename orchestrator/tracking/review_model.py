@@ -70,7 +70,8 @@ def _local_model(context) -> Any:
 def model_payload(context, review: Review, folder: Path) -> dict[str, Any] | None:
     """What the worker needs to log the run's ``model.keras`` as an MLflow model, or ``None``."""
     settings = context.cfg.tracking
-    register = settings.get("register_model") or None
+    # In a sweep, the best job's model is registered when the sweep ends (orchestrator.tracking.champion).
+    register = (settings.get("register_model") or None) if context.sweep is None else None
     if not settings.log_model:
         if register:
             log.warning("tracking.register_model=%s is ignored: tracking.log_model is false.", register)

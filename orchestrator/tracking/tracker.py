@@ -21,9 +21,13 @@ What a job's run records:
 
 Under a multi-worker ``trainer.strategy`` only the chief worker has a run.
 
-The sweep's parent run gets the sweep's config, ``sweep_summary.csv`` (every
-job's overrides, status and objective), ``objective.png``, and the best job's
-run id, overrides and objective.
+The sweep's parent run gets the sweep's config, the report under ``sweep/``
+(``sweep_summary.csv``: every job's status, objective, best epoch and the settings
+that differ; ``objective.png``; an Optuna sweep's study, importances and
+parallel coordinates), the best job's run id, overrides and objective, and a
+description that says which job is best and why. With ``tracking.register_model``
+the best job's model is registered with the alias ``champion``
+(:mod:`orchestrator.tracking.champion`).
 
 The training process never imports MLflow and never waits for it: each call
 appends a record to the run's spool (``<output folder>/mlflow-spool``) and a
@@ -46,10 +50,11 @@ from omegaconf import OmegaConf
 
 from orchestrator import hookimpl
 from orchestrator.config import flatten
-from orchestrator.errors import UserError
+from orchestrator.errors import UserError, exit_on
 from orchestrator.secrets import Secrets
 from orchestrator.status import Status
 from orchestrator.sweep.journal import FAILURES, best
+from orchestrator.sweep.report import why_best
 from orchestrator.tracking.client import RunLog, WorkerProcess
 from orchestrator.tracking.run_info import (
     disk_full_message,
@@ -256,6 +261,11 @@ class MlflowTracker:
             return
         uri = tracking_uri(settings.uri)
         check_target(uri, uri_source())
+        if settings.log_model and settings.get("register_model"):
+            try:
+                check_registered_model_name(str(settings.register_model))
+            except UserError as error:
+                exit_on(error)
         secrets = Secrets.of(sweep.cfg)
         shown = secrets.overrides(a for a in sweep.arguments if not a.startswith("+experiment="))
         name = f"{sweep.experiment or 'sweep'} sweep {sweep.id}"
@@ -306,8 +316,13 @@ class MlflowTracker:
                     "best_job": top["number"],
                     "best_run_id": top.get("run_id") or "",
                     "best_overrides": " ".join(top["overrides"]),
+                    "mlflow.note.content": why_best(sweep, jobs),
                 }
             )
+            self._register_champion(sweep, parent, top)
+        bests = {j["run_id"]: j["best_epochs"] for j in jobs if j.get("run_id") and j.get("best_epochs")}
+        if bests:  # best/<metric> on each job's run, for MLflow's comparison
+            parent.call("orchestrator.tracking.best_epochs:log_best_epochs", bests=bests)
         counts = {status: sum(j["status"] == status for j in jobs) for status in {j["status"] for j in jobs}}
         parent.log_metrics({f"jobs_{status.lower()}": count for status, count in counts.items()}, step=0)
         failed = not sweep.completed or any(j["status"] in FAILURES for j in jobs)
@@ -315,6 +330,26 @@ class MlflowTracker:
         timeout = float(sweep.cfg.tracking.get("delivery_timeout", 60))
         if not wait_for_delivery(parent, timeout):
             log.warning("%s", undelivered_message(parent, timeout))
+
+    def _register_champion(self, sweep, parent: RunLog, top: dict) -> None:
+        """With ``tracking.register_model``: the best job's model, registered with the alias ``champion``."""
+        settings = sweep.cfg.tracking
+        name = settings.get("register_model")
+        if not name or not top.get("run_id"):
+            return
+        if not settings.log_model:
+            log.warning("tracking.register_model=%s is ignored: tracking.log_model is false.", name)
+            return
+        output_dir = top.get("output_dir")
+        parent.call(
+            "orchestrator.tracking.champion:register_champion",
+            best_run_id=top["run_id"],
+            name=str(name),
+            model_file=str(Path(output_dir) / "model.keras") if output_dir else None,
+            keras_backend=str(sweep.cfg.get("backend", "tensorflow")),
+            sweep_id=sweep.id,
+            job=int(top["number"]),
+        )
 
     # -- helpers ------------------------------------------------------------------
 
