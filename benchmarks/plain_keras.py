@@ -14,6 +14,11 @@ the saved model as an artifact, in a SQLite store in ``FOLDER``.
     python benchmarks/plain_keras.py --result out.json                 # (A) plain Keras
     python benchmarks/plain_keras.py --result out.json --mlflow DIR    # (C) plain Keras + MLflow
     python benchmarks/plain_keras.py --result out.json --bundled --limit-batches 5   # tiny
+    python benchmarks/plain_keras.py --result out.json --backend jax   # KERAS_BACKEND=jax, as typed
+
+``--backend NAME`` sets ``KERAS_BACKEND`` before Keras is imported, as a user
+would in the shell; without it the environment's backend (TensorFlow by default)
+is used.
 
 The result file gets ``{"fit_seconds", "evaluate_seconds", "predict_seconds",
 "train_steps", "test": {...}}``; each time is measured around its Keras call only.
@@ -25,6 +30,7 @@ import argparse
 import gzip
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -175,5 +181,10 @@ if __name__ == "__main__":
     parser.add_argument("--bundled", action="store_true", help="the shipped MNIST split (tiny runs)")
     parser.add_argument("--limit-batches", type=int, default=None, help="cap every split at N batches")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--backend", default=None, help="KERAS_BACKEND for this run (default: the environment's)"
+    )
     args = parser.parse_args()
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
     main(args.result, args.mlflow, args.bundled, args.limit_batches, args.epochs)

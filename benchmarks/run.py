@@ -76,7 +76,7 @@ PROFILED_SWEEP_JOBS = 5
 #: The suites of section 6: module names in benchmarks/, each with ``measure(bench) -> dict``,
 #: ``summary_rows(results) -> list[tuple]`` (figure, measured, goal, passed or None, for reference)
 #: and ``section(results) -> list[str]`` (its markdown lines), ``results`` being what it measured.
-SUITES: tuple[str, ...] = ("sweep_tuner", "sweep_idle", "system_metrics")
+SUITES: tuple[str, ...] = ("backends", "system_metrics", "sweep_tuner", "sweep_idle")
 
 
 class Settings:

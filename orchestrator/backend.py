@@ -21,10 +21,12 @@ Example::
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import UserError
@@ -37,6 +39,8 @@ BACKENDS = ("tensorflow", "jax", "torch")
 MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 #: Hydra launchers that start a new process for every job (each gets its own backend).
 PROCESS_PER_JOB = ("hydra_plugins.hydra_submitit_launcher.",)
+#: The most JAX's compilation cache keeps (the guide's example leaves some 300 KB there).
+JAX_CACHE_BYTES = 2**30
 #: What to run instead of an in-process sweep over backends.
 SWEEP_HINT = (
     "hydra/launcher=slurm_local (one new process per job), or one sweep per backend "
@@ -128,10 +132,41 @@ def use_backend(
     if backend == "jax":
         # JAX logs at INFO every accelerator platform it looked for and did not find.
         logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+        use_jax_compilation_cache()
         flag = "--xla_gpu_deterministic_ops=true"
         flags = os.environ.get("XLA_FLAGS", "")
         if deterministic and flag not in flags and "jax" not in sys.modules:
             os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+
+
+def jax_cache_folder() -> Path:
+    """Where JAX keeps the programs it compiled: ``$XDG_CACHE_HOME/keras-orchestrator/jax``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "keras-orchestrator" / "jax"
+
+
+def use_jax_compilation_cache() -> None:
+    """Let JAX reuse the programs that an earlier run compiled (its persistent compilation cache).
+
+    A run of the guide's example compiles some 25 programs (the weights' initialisers, the
+    training, evaluation and prediction steps, each batch shape once), 4-6 s of CPU on 2
+    cores; from the cache, the same programs load in milliseconds and compute the same numbers.
+    ``JAX_COMPILATION_CACHE_DIR`` in the environment names another folder, or an empty value
+    none; past :data:`JAX_CACHE_BYTES` the least recently used programs are deleted. Before
+    JAX is imported the variables are set for it; after, its config is updated.
+    """
+    wanted = {
+        "JAX_COMPILATION_CACHE_DIR": str(jax_cache_folder()),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": 0.0,  # every program, however quick to compile
+        "JAX_COMPILATION_CACHE_MAX_SIZE": JAX_CACHE_BYTES,  # then the least recently used go
+    }
+    missing = {name: value for name, value in wanted.items() if name not in os.environ}
+    if "jax" in sys.modules:
+        import jax
+
+        for name, value in missing.items():
+            jax.config.update(name.lower(), value)
+    os.environ.update({name: str(value) for name, value in missing.items()})
 
 
 def tensorflow_on_demand() -> None:
@@ -158,6 +193,45 @@ def tensorflow_on_demand() -> None:
             return "tensorflow" in sys.modules
 
     lazy.__class__ = TensorflowOnDemand
+
+
+def seed_tensorflow_when_imported(seed: int | None) -> None:
+    """On JAX or PyTorch, seed TensorFlow with ``seed`` as soon as something imports it.
+
+    ``keras.utils.set_random_seed`` seeds TensorFlow only when it is loaded (see
+    :func:`tensorflow_on_demand`); a ``tf.data`` source that imports it later would
+    shuffle with a new order each run. This finder seeds TensorFlow's global
+    generator right after its import, before the source builds its ``Dataset``.
+    A later call replaces the seed of an earlier one that has not fired yet (``None``: no seed).
+    """
+    for finder in [f for f in sys.meta_path if isinstance(f, SeedOnImport)]:
+        sys.meta_path.remove(finder)
+    if seed is not None and "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, SeedOnImport(seed))
+
+
+class SeedOnImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: wraps the loader of ``tensorflow`` to call ``tf.random.set_seed`` after it."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, seed = spec.loader, self.seed
+        exec_module = loader.exec_module
+
+        def exec_and_seed(module) -> None:
+            exec_module(module)
+            module.random.set_seed(seed)
+
+        loader.exec_module = exec_and_seed  # type: ignore[method-assign]
+        return spec
 
 
 def backend_version(backend: str) -> str:

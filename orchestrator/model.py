@@ -125,7 +125,10 @@ def compile_model(context, optimizer_node: Any = None, optimizer_key: str = "opt
         metrics=make_metrics(context),
         loss_weights=_loss_weights(context.model, loss, spec.loss_weights),
         run_eagerly=trainer.run_eagerly,
-        steps_per_execution=trainer.steps_per_execution,
+        # Keras runs whole executions: an epoch of fewer steps would train steps_per_execution batches.
+        steps_per_execution=min(
+            trainer.steps_per_execution, trainer.limit_batches or trainer.steps_per_execution
+        ),
         jit_compile=trainer.jit_compile,
     )
     try:

@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from orchestrator.backend import backend_version, use_backend
+from orchestrator.backend import backend_version, seed_tensorflow_when_imported, use_backend
 from orchestrator.config import restricted
 from orchestrator.context import RunContext
 from orchestrator.data import Data
@@ -147,8 +147,8 @@ def seed_everything(seed: int | None, deterministic: bool) -> None:
     """Seed Python, NumPy and the backend as ``keras.utils.set_random_seed`` does; with
     ``deterministic``, ask the backend for deterministic ops.
 
-    On JAX and PyTorch, TensorFlow is seeded only when something already imported it
-    (:func:`orchestrator.backend.tensorflow_on_demand`). JAX's ops are
+    On JAX and PyTorch, TensorFlow is seeded when something imports it, a ``tf.data``
+    source say (:func:`orchestrator.backend.seed_tensorflow_when_imported`). JAX's ops are
     deterministic on CPU; on GPU ``deterministic`` sets XLA's deterministic-ops flag
     before JAX starts (:func:`orchestrator.backend.use_backend`).
     """
@@ -157,6 +157,8 @@ def seed_everything(seed: int | None, deterministic: bool) -> None:
 
     if seed is not None:
         keras.utils.set_random_seed(seed)
+    if backend != "tensorflow":
+        seed_tensorflow_when_imported(seed)
     if not deterministic:
         return
     if backend == "tensorflow":

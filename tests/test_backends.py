@@ -6,7 +6,11 @@ TensorFlow, is recorded with its backend, and gives, epoch for epoch, exactly th
 numbers of the same script in plain Keras on JAX. A JAX run killed with SIGKILL
 and started again ends with the weights and metrics of a run never interrupted.
 ``data_parallel`` trains on two host CPU devices, and a sweep over backends on
-submitit's processes trains each job on its own backend.
+submitit's processes trains each job on its own backend. On JAX the MLflow model
+is a Keras model on JAX whose pyfunc predicts what the run predicted, the plots
+are drawn, ``trainer=fast`` gives the default trainer's losses, ``tf.data`` and
+``PyDataset`` sources train and TensorBoard writes its logs, and a seed reaches
+TensorFlow when a source imports it after seeding.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,8 +30,10 @@ import pytest
 
 from tests.conftest import (
     FIXTURE_SITE,
+    QUIET,
     REPO,
     TINY,
+    assert_image,
     assert_user_error,
     cli_env,
     heavy_modules_imported,
@@ -81,6 +88,14 @@ def test_a_sweep_over_backends_in_reused_processes_is_refused_before_any_run(wor
     message = assert_user_error(run_cli(*args, cwd=workdir), "backend", "jax and tensorflow")
     assert "hydra/launcher=slurm_local" in message
     assert not (workdir / "multirun").exists() and not (workdir / "mlflow.db").exists()
+
+
+def test_a_sweep_over_backends_on_ray_is_refused_before_tensorflow(workdir):
+    args = ["-m", "+experiment=mnist", "backend=tensorflow,jax", "hydra/launcher=ray_local", *TINY]
+    message = assert_user_error(run_cli(*args, cwd=workdir), "backend", "jax and tensorflow", "Ray")
+    assert "hydra/launcher=slurm_local" in message
+    imported, _ = heavy_modules_imported(args, workdir, (*HEAVY, "ray"))
+    assert imported == []
 
 
 def test_the_composed_config_shows_the_backend(workdir):
@@ -188,12 +203,135 @@ def test_the_model_saved_on_jax_loads_and_predicts_what_the_run_predicted(on_jax
     np.testing.assert_allclose(again, predicted, rtol=1e-5, atol=1e-6)
 
 
+def _mlflow_model_uri(on_jax) -> str:
+    """The ``models:/m-...`` URI of the run's MLflow model, as the run's last lines name it."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{on_jax[5] / 'mlflow.db'}")
+    return re.search(r"model (models:/m-[0-9a-f]+)", on_jax[3]).group(1)
+
+
+@pytest.mark.slow
+def test_the_mlflow_model_of_a_jax_run_is_a_keras_model_on_jax_with_a_signature(on_jax):
+    import mlflow
+
+    info = mlflow.models.get_model_info(_mlflow_model_uri(on_jax))
+    assert info.flavors["keras"]["keras_backend"] == "jax"
+    assert info.flavors["python_function"]["loader_module"] == "mlflow.keras"
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 784]
+    assert info.saved_input_example_info is not None
+
+
+@pytest.mark.slow
+def test_the_mlflow_model_of_a_jax_run_predicts_what_the_run_predicted(on_jax):
+    import mlflow
+
+    (predictions,) = on_jax[5].glob("outputs/*/*/predictions/predict.npy")
+    predicted = np.load(predictions)
+    pyfunc = mlflow.pyfunc.load_model(_mlflow_model_uri(on_jax))
+    again = np.asarray(pyfunc.predict(_test_images()[: len(predicted)]))
+    np.testing.assert_allclose(again, predicted, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["plots/learning_curves.png", "plots/confusion_matrix.png"])
+def test_each_plot_of_a_jax_run_is_an_image_that_is_not_blank(on_jax, tmp_path, name):
+    run, client = on_jax[1], on_jax[2]
+    assert_image(Path(client.download_artifacts(run.info.run_id, name, str(tmp_path))))
+
+
 def _test_images() -> np.ndarray:
     """Fashion-MNIST's test images as the ``fashion_mnist`` source gives them to ``predict``."""
     from tests.plain_keras_guide import read_idx
 
     images = read_idx(FASHION_MNIST / "t10k-images-idx3-ubyte.gz")
     return images.reshape(len(images), 784).astype("float32") / 255
+
+
+# -- trainer=fast, tf.data, PyDataset, TensorBoard and seeds on JAX -----------------------
+
+
+@pytest.fixture(scope="module")
+def fast_sweep(tmp_path_factory) -> Path:
+    """A two-job sweep on JAX, one process: the default trainer, then ``trainer=fast``; JAX's
+    compilation cache in the folder's ``cache/`` (``XDG_CACHE_HOME``)."""
+    folder = tmp_path_factory.mktemp("fast_sweep")
+    args = ["-m", "+experiment=mnist", "backend=jax", "seed=7", "trainer=default,fast", "trainer.epochs=2"]
+    args += ["trainer.limit_batches=5", *QUIET, "stages.predict=null", "tracking.log_model=false"]
+    result = run_cli(*args, cwd=folder, env=cli_env(XDG_CACHE_HOME=str(folder / "cache")))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+@pytest.mark.slow
+def test_trainer_fast_on_jax_gives_the_losses_of_the_default_trainer(fast_sweep):
+    client = mlflow_client(fast_sweep)
+    _, children = parent_and_children(client, "mnist")
+    runs = {run.data.params["trainer.steps_per_execution"]: run for run in children}
+    assert set(runs) == {"1", "64"}
+    for key in ("fit/loss", "fit/val_loss", "test/loss"):
+        fast = metric_history(client, runs["64"].info.run_id, key)
+        assert len(fast) == (2 if key.startswith("fit/") else 1), key
+        assert fast == metric_history(client, runs["1"].info.run_id, key), key
+
+
+@pytest.mark.slow
+def test_a_jax_run_keeps_its_compiled_programs_in_the_user_cache_folder(fast_sweep):
+    programs = list((fast_sweep / "cache" / "keras-orchestrator" / "jax").iterdir())
+    assert len(programs) >= 4  # the initialisers, a training, an evaluation step at least
+
+
+@pytest.fixture(scope="module")
+def jax_sources(tmp_path_factory) -> Path:
+    """A two-job sweep on JAX, one process: the ``tf_data`` and the ``py_dataset`` sources, TensorBoard on."""
+    folder = tmp_path_factory.mktemp("jax_sources")
+    args = ["-m", "+experiment=mnist", "backend=jax", "data=tf_data,py_dataset", "callbacks=tensorboard"]
+    args += [*TINY, "+data.source.source=bundled", "trainer.verbose=0", "stages.predict=null", "tracking=off"]
+    result = run_cli(*args, cwd=folder)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return folder
+
+
+@pytest.mark.slow
+def test_tf_data_and_py_dataset_sources_train_on_jax(jax_sources):
+    (journal,) = jax_sources.glob("multirun/*/*/orchestrator-jobs.jsonl")
+    jobs = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    sources = {next(o for o in job["overrides"] if o.startswith("data=")): job["status"] for job in jobs}
+    assert sources == {"data=tf_data": "FINISHED", "data=py_dataset": "FINISHED"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("job", ["0", "1"])
+def test_tensorboard_writes_its_epoch_losses_on_jax(jax_sources, job):
+    (logs,) = jax_sources.glob(f"multirun/*/*/{job}/tensorboard")
+    for split in ("train", "validation"):
+        (events,) = (logs / split).glob("events.out.tfevents.*")
+        assert b"epoch_loss" in events.read_bytes(), split
+
+
+@pytest.mark.slow
+def test_a_seed_on_jax_reaches_tensorflow_when_a_tf_data_source_imports_it_later():
+    script = (
+        "import sys\n"
+        "from orchestrator.run import seed_everything\n"
+        "seed_everything(7, deterministic=False)\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "import tensorflow as tf\n"
+        "def order():\n"
+        "    return [int(i) for i in tf.data.Dataset.range(50).shuffle(50)]\n"
+        "first = order()\n"
+        "tf.random.set_seed(7)\n"
+        "print('SAME' if first == order() else 'OTHER')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=cli_env(KERAS_BACKEND="jax"),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["SAME"]
 
 
 # -- Kill and resume on JAX -------------------------------------------------------------

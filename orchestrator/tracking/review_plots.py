@@ -108,13 +108,18 @@ def model_outputs(model, x, batch: int = 2048) -> Any:
 
     The model is called directly, batch by batch, as ``predict`` would, without
     tracing a ``predict`` function for new shapes (a large part of ``predict``'s
-    cost on a few thousand samples).
+    cost on a few thousand samples). On JAX, where a direct call compiles each
+    operation on its own, ``predict_on_batch`` compiles the model once a shape.
     """
     import keras
     import numpy as np
 
+    jax = keras.backend.backend() == "jax"
+
     def outputs(start: int) -> Any:
         chunk = keras.tree.map_structure(lambda array: array[start : start + batch], x)
+        if jax:
+            return model.predict_on_batch(chunk)
         return keras.tree.map_structure(keras.ops.convert_to_numpy, model(chunk, training=False))
 
     parts = [outputs(start) for start in range(0, length(x) or 0, batch)]
