@@ -78,22 +78,12 @@ def run(config: DictConfig) -> int:
 
 def sweep(config: DictConfig) -> int:
     """Check the shared config and every job the sweeper would start; print and save the report."""
-    from orchestrator.sweep.grid import check_job, grid_jobs
+    from orchestrator.sweep.callback import check_shared_config
+    from orchestrator.sweep.grid import grid_jobs
 
     arguments = _shown(list(config.hydra.overrides.task), config)
     report = Report("sweep", arguments)
-
-    def shared() -> None:
-        from orchestrator.sweep.callback import _check_launcher, _is_swept
-
-        try:
-            check_job(config)
-        except UserError as error:
-            if not _is_swept(error.key, list(config.hydra.overrides.task)):
-                raise
-        _check_launcher(config.hydra.launcher)
-
-    report.shared = _check(None, arguments, shared)
+    report.shared = _check(None, arguments, lambda: check_shared_config(config))
     jobs: list[list[str]] | None = []
     try:
         jobs = grid_jobs(config)

@@ -295,12 +295,7 @@ def check_before_sweep(config: DictConfig) -> None:
     over a default ``path: null``) is left to the check of each job's own values.
     """
     try:
-        try:
-            check_job(config)
-        except UserError as error:
-            if not _is_swept(error.key, list(config.hydra.overrides.task)):
-                raise
-        _check_launcher(config.hydra.launcher)
+        check_shared_config(config)
         jobs = check_jobs(config, grid_jobs(config) or [])
         backends = {str(config.backend), *(str(job.backend) for job in jobs)}
         check_sweep_backends(backends, str(config.hydra.launcher.get("_target_", "")))
@@ -317,6 +312,16 @@ def stop(error: UserError) -> None:
     else:
         print(f"Error: {error}\n(Set HYDRA_FULL_ERROR=1 for the full traceback.)", file=sys.stderr)
     raise SystemExit(2) from None
+
+
+def check_shared_config(config: DictConfig) -> None:
+    """Check what every job of the sweep shares: its config less the swept keys, and its launcher."""
+    try:
+        check_job(config)
+    except UserError as error:
+        if not _is_swept(error.key, list(config.hydra.overrides.task)):
+            raise
+    _check_launcher(config.hydra.launcher)
 
 
 def _is_swept(key: str, overrides: list[str]) -> bool:
