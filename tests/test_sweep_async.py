@@ -173,6 +173,35 @@ def test_a_sweep_that_ended_is_not_started_again_into_its_folder(resumed):
     assert (resumed.sweep_dir / "orchestrator-jobs.jsonl").read_text() == resumed.journal_before_again
 
 
+@pytest.mark.slow
+def test_a_job_past_its_time_limit_fails_in_its_run_and_the_sweep_says_so(workdir):
+    from orchestrator.sweep.journal import read_journal
+
+    sweep_dir = workdir / "limited"
+    result = run_cli(
+        "-m",
+        "+experiment=mnist",
+        *QUIET,
+        "trainer.epochs=100000",  # hours of training: only the limit ends it
+        "trainer.limit_batches=2",
+        "stages.predict=null",
+        "tracking.log_checkpoints=false",
+        "hydra.callbacks.orchestrator.time_limit=4",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=workdir,
+    )
+    assert result.returncode != 0, result.stderr[-3000:]
+    (job,) = read_journal(sweep_dir)
+    assert job["status"] == "FAILED" and "time limit of 4 s reached" in job["error"], job
+    assert job["ended_at"] - job["started_at"] < 60
+    _, (child,) = parent_and_children(mlflow_client(workdir), "mnist")
+    assert child.info.status == "FAILED"
+    assert (
+        "time limit of 4 s reached (hydra.callbacks.orchestrator.time_limit)"
+        in child.data.tags["orchestrator.error"]
+    )
+
+
 def test_a_time_limit_interrupts_the_attempt_that_runs_past_it():
     import threading
 
