@@ -26,6 +26,9 @@ VARIANTS = {"off": ["tracking.system_metrics=false"], "on": []}
 #: training the sampler must not slow; the wall time, which the rest of a shared machine sways by
 #: more than this (the load is shown beside it), is for reference.
 GOAL_RATIO = 1.05
+#: Seconds the datasets' description of the guide's data may take: it runs in a thread beside the
+#: first stage, which it must not hold up (the guide's fit takes some 3 s here).
+GOAL_DESCRIBE_SECONDS = 1.0
 
 
 def measure(bench) -> dict:
@@ -109,10 +112,10 @@ def _figures(results: dict) -> dict:
 def summary_rows(results: dict) -> list[tuple]:
     fig = _figures(results)
     described = (
-        "datasets' digests of the guide's data",
+        "system_metrics: datasets' digests of the guide's data",
         f"{fig['describe']:.3f} s",
-        "",
-        None,
+        f"< {GOAL_DESCRIBE_SECONDS:g} s",
+        fig["describe"] < GOAL_DESCRIBE_SECONDS,
         "in a thread beside training",
     )
     if "wall" not in fig:
@@ -122,9 +125,9 @@ def summary_rows(results: dict) -> list[tuple]:
         f"{fig['samples']:.0f} CPU samples"
     )
     return [
-        ("system metrics on / off, wall", f"{fig['wall_ratio']:.3f}", "", None, note),
+        ("system_metrics: on / off, wall", f"{fig['wall_ratio']:.3f}", "", None, note),
         (
-            "system metrics on / off, fit",
+            "system_metrics: on / off, fit",
             f"{fig['fit_ratio']:.3f}",
             f"<= {GOAL_RATIO}",
             fig["fit_ratio"] <= GOAL_RATIO,
