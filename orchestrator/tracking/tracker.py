@@ -303,7 +303,7 @@ class MlflowTracker:
             "orchestrator.overrides": " ".join(shown),
             **version_tags(),
             **git_tags(),
-            **source_tags(["-m", *secrets.overrides(sweep.arguments)]),
+            **source_tags(["-m", *secrets.overrides([*sweep.cfg.hydra.overrides.hydra, *sweep.arguments])]),
         }
         parent = RunLog(self._worker(uri), Path(sweep.dir) / SPOOL_FOLDER)
         parent.start(experiment_name(settings.experiment_name, sweep.experiment), tags, announce=False)
