@@ -1,15 +1,17 @@
-"""Keras backends side by side: the guide's example on TensorFlow and on JAX, plain and orchestrated.
+"""Keras backends side by side: the guide's example on TensorFlow, JAX and PyTorch, plain and orchestrated.
 
 The suite ``backends`` of ``benchmarks/run.py`` (``--only backends``). Each
 repetition runs every variant once, interleaved, each in a fresh process and
 folder; the figures are medians of the repetitions:
 
-* plain Keras (``benchmarks/plain_keras.py --backend NAME``) on TensorFlow and on JAX;
+* plain Keras (``benchmarks/plain_keras.py --backend NAME``) on TensorFlow, JAX and PyTorch;
 * ``python -m orchestrator +experiment=mnist data=fashion_mnist backend=NAME``, MLflow on,
-  on TensorFlow, on JAX, and on JAX with ``trainer=fast``;
+  on TensorFlow, on JAX, on JAX with ``trainer=fast``, and on PyTorch;
 * the same JAX fast run with an empty JAX compilation cache (a folder of its own per run):
   what the first run on a machine costs;
 * ``import keras`` alone on each backend, plain and as the orchestrator imports it.
+
+PyTorch's variants run where PyTorch is installed (``pip install -e '.[torch]'``).
 
 Wall time is the whole process, fit throughput the training steps per second of
 ``fit``, peak memory the child's ``ru_maxrss``. ``--quick`` imports Keras on JAX once
@@ -22,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import sys
@@ -42,7 +45,11 @@ VARIANTS = {
         "jax",
         "cold",
     ),
+    "plain_torch": ("plain Keras, PyTorch", "torch", "plain"),
+    "orchestrator_torch": ("orchestrator, `backend=torch`", "torch", "orchestrator"),
 }
+#: Each backend's plain Keras variant: the baseline of its orchestrated runs.
+PLAIN_OF = {"tensorflow": "plain_tf", "jax": "plain_jax", "torch": "plain_torch"}
 #: ``--quick``: the two imports on JAX alone (a few seconds), enough for one goal's figures.
 QUICK_IMPORTS = ("import_jax", "import_orchestrator_jax")
 #: label -> (title, backend, the Python code a child runs).
@@ -59,6 +66,12 @@ IMPORTS = {
         "jax",
         "from orchestrator.quiet_import import import_keras; import_keras()",
     ),
+    "import_torch": ("`import keras`, PyTorch", "torch", "import keras"),
+    "import_orchestrator_torch": (
+        "Keras as the orchestrator imports it, PyTorch",
+        "torch",
+        "from orchestrator.quiet_import import import_keras; import_keras()",
+    ),
 }
 #: The goals of the project: (label, baseline label, at most).
 GOALS = (
@@ -67,11 +80,17 @@ GOALS = (
 )
 
 
+def installed(backend: str) -> bool:
+    """Whether the framework behind ``backend`` can be imported here (PyTorch is an extra)."""
+    return importlib.util.find_spec(backend) is not None
+
+
 def measure(bench) -> dict:
     s = bench.settings
-    variants = () if s.quick else tuple(VARIANTS)
+    variants = () if s.quick else tuple(label for label, v in VARIANTS.items() if installed(v[1]))
     runs: dict[str, list[dict]] = {label: [] for label in variants}
-    imports: dict[str, list[dict]] = {label: [] for label in (QUICK_IMPORTS if s.quick else IMPORTS)}
+    chosen = QUICK_IMPORTS if s.quick else tuple(label for label, i in IMPORTS.items() if installed(i[1]))
+    imports: dict[str, list[dict]] = {label: [] for label in chosen}
     for repetition in range(1, s.repeats + 1):
         for label in variants:
             run = _guide_run(bench, label, repetition)
@@ -166,7 +185,7 @@ def summary_rows(results: dict) -> list[tuple]:
 def section(results: dict) -> list[str]:
     runs, imports = results["runs"], results["imports"]
     medians = {label: _medians(measured) for label, measured in runs.items()}
-    lines = ["## Backends: the guide's example on TensorFlow and on JAX", ""]
+    lines = ["## Backends: the guide's example on TensorFlow, JAX and PyTorch", ""]
     if results["quick"]:
         lines += [
             "`--quick`: Keras imported on JAX, plainly and as the orchestrator does; nothing trained.",
@@ -180,20 +199,20 @@ def section(results: dict) -> list[str]:
             "The orchestrator on JAX keeps JAX's compiled programs in its compilation cache "
             "(docs/backends.md); the cold variant starts each run with an empty one.",
             "",
-            "| variant | backend | wall s | min-max | CPU s | / plain TF | / plain JAX | fit steps/s "
-            "| peak MiB |",
-            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+            "| variant | backend | wall s | min-max | CPU s | / plain TF | / plain JAX "
+            "| / plain, same backend | fit steps/s | peak MiB |",
+            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
     for label, med in medians.items():
         title, backend, _ = VARIANTS[label]
         low, high = spread([run["wall"] for run in runs[label]])
         ratios = [
             f"{med['wall'] / medians[base]['wall']:.2f}" if base in medians else "n/a"
-            for base in ("plain_tf", "plain_jax")
+            for base in ("plain_tf", "plain_jax", PLAIN_OF[backend])
         ]
         lines.append(
             f"| {title} | {backend} | {med['wall']:.2f} | {low:.2f}-{high:.2f} | {med['cpu']:.1f} "
-            f"| {ratios[0]} | {ratios[1]} | {med['steps_per_second']:.0f} | {med['rss_mb']:.0f} |"
+            f"| {' | '.join(ratios)} | {med['steps_per_second']:.0f} | {med['rss_mb']:.0f} |"
         )
     if imports:
         lines += [

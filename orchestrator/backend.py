@@ -5,7 +5,7 @@ on one backend for as long as it lives. The host therefore:
 
 * checks ``backend`` with the rest of the config, before anything heavy
   (:func:`check_backend`: a value outside :data:`BACKENDS`, ``torch`` not installed,
-  a ``tf.distribute`` strategy on another backend);
+  a ``tf.distribute`` strategy on another backend, a trainer option the backend lacks);
 * sets ``KERAS_BACKEND`` before Keras is first imported (:func:`use_backend`);
   a ``KERAS_BACKEND`` of the environment that says otherwise is reported and the
   config wins; a process whose Keras already runs another backend (an earlier job
@@ -48,17 +48,16 @@ SWEEP_HINT = (
 )
 
 
-def check_backend(
-    backend: object, strategy: tuple[str, Any] | None = None, checkpoint_every_batches: int = 0
-) -> str:
-    """``backend`` when Keras can use it here; a :class:`UserError` naming ``backend`` otherwise.
+def check_backend(backend: object, strategy: tuple[str, Any] | None = None, trainer: Any = None) -> str:
+    """``backend`` when Keras can use it here; a :class:`UserError` naming the key otherwise.
 
     ``strategy`` is ``trainer.strategy``'s ``(name, factory)``: a factory runs on the
     backends its ``backends`` attribute names, by default ``("tensorflow",)`` (a
-    ``tf.distribute`` strategy); ``data_parallel`` declares ``("jax",)``. Mid-epoch
-    checkpoints (``trainer.checkpoint_every_batches``) resume on TensorFlow only: the
-    rest of an interrupted epoch is found from TensorFlow's shuffle
-    (:mod:`orchestrator.resume.epoch`), and JAX shuffles with NumPy.
+    ``tf.distribute`` strategy); ``data_parallel`` declares ``("jax",)``. ``trainer`` is
+    the checked ``trainer`` section: mid-epoch checkpoints (``checkpoint_every_batches``)
+    resume on TensorFlow only (the rest of an interrupted epoch is found from TensorFlow's
+    shuffle, :mod:`orchestrator.resume.epoch`, and JAX and PyTorch shuffle otherwise), and
+    Keras on PyTorch runs one step per call (``steps_per_execution``, ``trainer=fast``).
     """
     if backend not in BACKENDS:
         raise UserError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}.")
@@ -68,11 +67,18 @@ def check_backend(
             "torch needs PyTorch, which is not installed here: pip install torch "
             "(or pip install 'keras-orchestrator[torch]').",
         )
-    if checkpoint_every_batches and backend != "tensorflow":
+    if trainer is not None and trainer.checkpoint_every_batches and backend != "tensorflow":
         raise UserError(
             "trainer.checkpoint_every_batches",
             f"mid-epoch checkpoints resume on backend=tensorflow only; with backend={backend} set "
             "trainer.checkpoint_every_batches=0 (a killed run resumes from its last epoch).",
+        )
+    if trainer is not None and trainer.steps_per_execution > 1 and backend == "torch":
+        raise UserError(
+            "trainer.steps_per_execution",
+            f"Keras on PyTorch runs one training step per call, got {trainer.steps_per_execution}; "
+            "with backend=torch set trainer.steps_per_execution=1 (trainer=default rather than "
+            "trainer=fast, which runs on tensorflow and jax).",
         )
     if strategy is not None:
         name, factory = strategy
@@ -80,8 +86,10 @@ def check_backend(
         if backend not in runs_on:
             if runs_on == ("tensorflow",):
                 what, instead = "a tf.distribute strategy", "null, or data_parallel with backend=jax"
-            else:
+            elif backend == "tensorflow":
                 what, instead = "a keras.distribution", "mirrored (tf.distribute), or null"
+            else:
+                what, instead = "a keras.distribution", "null (one process, one device)"
             raise UserError(
                 "trainer.strategy",
                 f"'{name}' is {what}, which runs on backend={' or '.join(runs_on)} only; "

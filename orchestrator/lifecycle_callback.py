@@ -58,9 +58,10 @@ class LifecycleCallback(keras.callbacks.Callback):
         elif self.resume_state is not None:
             restore_callbacks(self.others, self.resume_state["callbacks"], Path(self.context.output_dir))
             if keras.backend.backend() != "tensorflow":
-                # Keras on JAX (and PyTorch) shuffles arrays with NumPy's global generator, and its
-                # fit draws one permutation while it builds the model's metrics, before this call:
-                # the saved state goes back in place for the epoch the interrupted run would train.
+                # Keras on JAX shuffles arrays with NumPy's global generator, and its fit draws one
+                # permutation while it builds the model's metrics, before this call (on PyTorch,
+                # torch's generator, drawn as each epoch starts): the saved states go back in place
+                # for the epoch the interrupted run would train.
                 set_rng_state(self.resume_state["rng"])
 
     def on_train_end(self, logs=None):

@@ -121,7 +121,7 @@ def build_spec(cfg: DictConfig, registries: Mapping[str, Any]) -> RunSpec:
     strategy = strategy_spec(cfg.trainer.strategy)
     if strategy is not None:
         strategy = (strategy[0], registries["strategy"].get(strategy[0], "trainer.strategy").factory)
-    backend = check_backend(cfg.backend, strategy, trainer.checkpoint_every_batches)
+    backend = check_backend(cfg.backend, strategy, trainer)
     if cfg.deterministic and cfg.seed is None:
         raise UserError("seed", "deterministic=true needs a seed; set seed=<int> as well.")
     if objective.direction not in ("minimize", "maximize"):

@@ -9,11 +9,12 @@ Fashion-MNIST from Debian's IDX files, seeded and deterministic, so that
 
 The order of the calls is the orchestrator's (seed, op determinism, load the
 data, build, compile, fit, evaluate), so both draw the same random streams. The
-backend is Keras's own choice, ``KERAS_BACKEND`` (op determinism is TensorFlow's;
-JAX on CPU is deterministic as it is)::
+backend is Keras's own choice, ``KERAS_BACKEND`` (op determinism on TensorFlow,
+deterministic algorithms on PyTorch; JAX on CPU is deterministic as it is)::
 
     python tests/plain_keras_guide.py [IDX folder]                    # prints {"history": ..., "test": ...}
     KERAS_BACKEND=jax python tests/plain_keras_guide.py [IDX folder]  # the same on JAX
+    KERAS_BACKEND=torch python tests/plain_keras_guide.py [IDX folder]  # and on PyTorch
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def main(folder: Path) -> dict:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True)
 
     (x_train, y_train), (x_test, y_test) = load_data(folder)
 

@@ -1,20 +1,22 @@
-"""Keras backends from the config: ``backend=jax`` beside TensorFlow.
+"""Keras backends from the config: ``backend=jax`` and ``backend=torch`` beside TensorFlow.
 
-The config's mistakes are answered before TensorFlow loads. A JAX run on the
+The config's mistakes are answered before TensorFlow loads. On JAX and on
+PyTorch (each test runs on both; PyTorch's where it is installed), a run of the
 guide's example (Debian's Fashion-MNIST, seeded, deterministic) never imports
 TensorFlow, is recorded with its backend, and gives, epoch for epoch, exactly the
-numbers of the same script in plain Keras on JAX. A JAX run killed with SIGKILL
-and started again ends with the weights and metrics of a run never interrupted.
-``data_parallel`` trains on two host CPU devices, and a sweep over backends on
-submitit's processes trains each job on its own backend. On JAX the MLflow model
-is a Keras model on JAX whose pyfunc predicts what the run predicted, the plots
-are drawn, ``trainer=fast`` gives the default trainer's losses, ``tf.data`` and
-``PyDataset`` sources train and TensorBoard writes its logs, and a seed reaches
-TensorFlow when a source imports it after seeding.
+numbers of the same script in plain Keras on that backend. A run killed with
+SIGKILL and started again ends with the weights and metrics of a run never
+interrupted. The MLflow model is a Keras model on the run's backend whose pyfunc
+predicts what the run predicted, the plots are drawn, ``trainer=fast`` gives the
+default trainer's losses, ``tf.data`` and ``PyDataset`` sources train and
+TensorBoard writes its logs, and a seed reaches TensorFlow when a source imports
+it after seeding. ``data_parallel`` trains on two host CPU devices on JAX, and a
+sweep over backends on submitit's processes trains each job on its own backend.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -47,8 +49,13 @@ from tests.conftest import (
 from tests.test_parity import EPOCH_METRICS, FASHION_MNIST, IDX_FILES, PLAIN_SCRIPT, TEST_METRICS
 
 REPORTER = REPO / "tests" / "fixtures" / "modules_report"
-HEAVY = ("tensorflow", "keras", "jax", "mlflow")
-PARITY = ["+experiment=mnist", "data=fashion_mnist", "seed=7", "deterministic=true", "backend=jax"]
+WITHOUT_TORCH = REPO / "tests" / "fixtures" / "without-torch"
+HEAVY = ("tensorflow", "keras", "jax", "torch", "mlflow")
+PARITY = ["+experiment=mnist", "data=fashion_mnist", "seed=7", "deterministic=true"]
+TORCH = importlib.util.find_spec("torch") is not None
+#: The backends besides TensorFlow: each test of them runs on both (PyTorch's where it is installed).
+NEEDS_TORCH = pytest.mark.skipif(not TORCH, reason="PyTorch is not installed")
+OTHERS = ["jax", pytest.param("torch", marks=NEEDS_TORCH)]
 
 
 # -- The config, checked before anything heavy ----------------------------------------
@@ -58,26 +65,38 @@ def test_a_backend_keras_does_not_have_is_refused_with_the_choices(workdir):
     assert_user_error(run_cli("backend=theano", cwd=workdir), "backend", "tensorflow, jax, torch", "'theano'")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="PyTorch is installed here")
 def test_torch_when_it_is_not_installed_says_how_to_install_it(workdir):
-    assert_user_error(run_cli("backend=torch", cwd=workdir), "backend", "pip install torch", "[torch]")
+    path = os.pathsep.join(filter(None, [str(WITHOUT_TORCH), os.environ.get("PYTHONPATH")]))
+    result = run_cli("backend=torch", cwd=workdir, env=cli_env(PYTHONPATH=path))
+    assert_user_error(result, "backend", "pip install torch", "[torch]")
 
 
-def test_a_tf_distribute_strategy_on_jax_is_refused_before_tensorflow(workdir):
-    args = ["backend=jax", "trainer.strategy=mirrored"]
+@pytest.mark.parametrize("backend", OTHERS)
+def test_a_tf_distribute_strategy_off_tensorflow_is_refused_before_any_framework_loads(workdir, backend):
+    args = [f"backend={backend}", "trainer.strategy=mirrored"]
     assert_user_error(run_cli(*args, cwd=workdir), "trainer.strategy", "tf.distribute", "backend=tensorflow")
     imported, _ = heavy_modules_imported(args, workdir, HEAVY)
     assert imported == []
 
 
-def test_mid_epoch_checkpoints_on_jax_are_refused_before_anything_trains(workdir):
-    result = run_cli("backend=jax", "trainer.checkpoint_every_batches=20", cwd=workdir)
+@pytest.mark.parametrize("backend", OTHERS)
+def test_mid_epoch_checkpoints_off_tensorflow_are_refused_before_anything_trains(workdir, backend):
+    result = run_cli(f"backend={backend}", "trainer.checkpoint_every_batches=20", cwd=workdir)
     assert_user_error(result, "trainer.checkpoint_every_batches", "backend=tensorflow", "=0")
 
 
 def test_data_parallel_on_tensorflow_is_refused_with_the_tf_distribute_strategy(workdir):
     result = run_cli("trainer.strategy=data_parallel", cwd=workdir)
     assert_user_error(result, "trainer.strategy", "keras.distribution", "backend=jax", "mirrored")
+
+
+@NEEDS_TORCH
+def test_data_parallel_on_torch_is_refused_with_what_works_there(workdir):
+    args = ["backend=torch", "trainer.strategy=data_parallel"]
+    message = assert_user_error(run_cli(*args, cwd=workdir), "trainer.strategy", "backend=jax", "null")
+    assert "mirrored" not in message  # a tf.distribute strategy is refused on PyTorch too
+    imported, _ = heavy_modules_imported(args, workdir, HEAVY)
+    assert imported == []
 
 
 @pytest.mark.parametrize("launcher", [None, "joblib"])
@@ -106,7 +125,7 @@ def test_the_composed_config_shows_the_backend(workdir):
     assert "backend: tensorflow" in default.stdout.splitlines()
 
 
-# -- The guide's example on JAX, against plain Keras on JAX -----------------------------
+# -- The guide's example on JAX and PyTorch, against plain Keras on the same backend -------
 
 
 def _start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -126,57 +145,64 @@ def _finish(process: subprocess.Popen, what: str) -> tuple[str, str]:
     return stdout, stderr
 
 
-@pytest.fixture(scope="module")
-def on_jax(tmp_path_factory):
-    """The plain script and the orchestrator, both on JAX, each run once (at the same time).
+@pytest.fixture(scope="module", params=OTHERS)
+def on_backend(request, tmp_path_factory):
+    """The plain script and the orchestrator, both on the backend, each run once (at the same time).
 
     The orchestrator's environment says ``KERAS_BACKEND=tensorflow``: the config must win,
-    and say so. Returns ``(plain JSON, MLflow run, client, output, imported frameworks, folder)``.
+    and say so. Returns ``(plain JSON, MLflow run, client, output, imported frameworks, folder,
+    backend)``.
     """
     if not all((FASHION_MNIST / name).exists() for name in IDX_FILES):
         pytest.skip(f"Debian's Fashion-MNIST is not installed in {FASHION_MNIST}")
-    plain_dir, cli_dir = tmp_path_factory.mktemp("plain_jax"), tmp_path_factory.mktemp("orchestrator_jax")
+    backend = request.param
+    # The two processes train side by side: one thread each, where PyTorch would start one per core.
+    threads = {"OMP_NUM_THREADS": "1"} if backend == "torch" else {}
+    plain_dir = tmp_path_factory.mktemp(f"plain_{backend}")
+    cli_dir = tmp_path_factory.mktemp(f"orchestrator_{backend}")
     report = cli_dir / "modules.json"
     cli = cli_env(
+        **threads,
         KERAS_BACKEND="tensorflow",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPORTER), os.environ.get("PYTHONPATH")])),
         ORCHESTRATOR_MODULES_REPORT=str(report),
     )
-    plain = _start([str(PLAIN_SCRIPT), str(FASHION_MNIST)], plain_dir, cli_env(KERAS_BACKEND="jax"))
-    orchestrator = _start(["-m", "orchestrator", *PARITY], cli_dir, cli)
-    plain_out, _ = _finish(plain, "the plain Keras script on JAX")
-    stdout, stderr = _finish(orchestrator, "the orchestrator on JAX")
+    plain_env = cli_env(**threads, KERAS_BACKEND=backend)
+    plain = _start([str(PLAIN_SCRIPT), str(FASHION_MNIST)], plain_dir, plain_env)
+    orchestrator = _start(["-m", "orchestrator", *PARITY, f"backend={backend}"], cli_dir, cli)
+    plain_out, _ = _finish(plain, f"the plain Keras script on {backend}")
+    stdout, stderr = _finish(orchestrator, f"the orchestrator on {backend}")
     expected = json.loads(plain_out.strip().splitlines()[-1])
     run = only_run(cli_dir, "mnist")
-    return expected, run, mlflow_client(cli_dir), stdout + stderr, json.loads(report.read_text()), cli_dir
+    imported = json.loads(report.read_text())
+    return expected, run, mlflow_client(cli_dir), stdout + stderr, imported, cli_dir, backend
 
 
 @pytest.mark.slow
-def test_a_jax_run_never_imports_tensorflow(on_jax):
-    imported = on_jax[4]
-    assert imported["jax"] and imported["keras"]
-    assert not imported["tensorflow"]
+def test_a_run_off_tensorflow_never_imports_tensorflow(on_backend):
+    imported, backend = on_backend[4], on_backend[6]
+    assert imported[backend] and imported["keras"]
+    others = {"jax", "torch"} - {backend}
+    assert not imported["tensorflow"] and not any(imported[name] for name in others)
 
 
 @pytest.mark.slow
-def test_a_jax_run_records_its_backend_and_its_version(on_jax):
-    import jax
-
-    run = on_jax[1]
-    assert run.data.params["backend"] == "jax"
-    assert run.data.tags["orchestrator.backend_version"] == jax.__version__
+def test_a_run_records_its_backend_and_its_version(on_backend):
+    run, backend = on_backend[1], on_backend[6]
+    assert run.data.params["backend"] == backend
+    assert run.data.tags["orchestrator.backend_version"] == importlib.import_module(backend).__version__
 
 
 @pytest.mark.slow
-def test_keras_backend_in_the_environment_is_reported_and_the_config_wins(on_jax):
-    output = on_jax[3]
-    assert "KERAS_BACKEND=tensorflow in the environment, but the config says backend=jax" in output
+def test_keras_backend_in_the_environment_is_reported_and_the_config_wins(on_backend):
+    output, backend = on_backend[3], on_backend[6]
+    assert f"KERAS_BACKEND=tensorflow in the environment, but the config says backend={backend}" in output
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("metric", sorted(EPOCH_METRICS))
-def test_every_epoch_metric_on_jax_equals_plain_keras_on_jax(on_jax, metric):
-    expected, run, client = on_jax[:3]
+def test_every_epoch_metric_equals_plain_keras_on_the_same_backend(on_backend, metric):
+    expected, run, client = on_backend[:3]
     history = metric_history(client, run.info.run_id, metric)
     assert [step for step, _ in history] == [0, 1]
     assert [value for _, value in history] == expected["history"][EPOCH_METRICS[metric]]
@@ -184,16 +210,16 @@ def test_every_epoch_metric_on_jax_equals_plain_keras_on_jax(on_jax, metric):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("metric", sorted(TEST_METRICS))
-def test_every_test_metric_on_jax_equals_plain_keras_on_jax(on_jax, metric):
-    expected, run = on_jax[:2]
+def test_every_test_metric_equals_plain_keras_on_the_same_backend(on_backend, metric):
+    expected, run = on_backend[:2]
     assert run.data.metrics[metric] == expected["test"][TEST_METRICS[metric]]
 
 
 @pytest.mark.slow
-def test_the_model_saved_on_jax_loads_and_predicts_what_the_run_predicted(on_jax):
+def test_the_saved_model_loads_and_predicts_what_the_run_predicted(on_backend):
     import keras
 
-    folder = on_jax[5]
+    folder = on_backend[5]
     (saved,) = folder.glob("outputs/*/*/model.keras")
     (predictions,) = folder.glob("outputs/*/*/predictions/predict.npy")
 
@@ -203,40 +229,40 @@ def test_the_model_saved_on_jax_loads_and_predicts_what_the_run_predicted(on_jax
     np.testing.assert_allclose(again, predicted, rtol=1e-5, atol=1e-6)
 
 
-def _mlflow_model_uri(on_jax) -> str:
+def _mlflow_model_uri(on_backend) -> str:
     """The ``models:/m-...`` URI of the run's MLflow model, as the run's last lines name it."""
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{on_jax[5] / 'mlflow.db'}")
-    return re.search(r"model (models:/m-[0-9a-f]+)", on_jax[3]).group(1)
+    mlflow.set_tracking_uri(f"sqlite:///{on_backend[5] / 'mlflow.db'}")
+    return re.search(r"model (models:/m-[0-9a-f]+)", on_backend[3]).group(1)
 
 
 @pytest.mark.slow
-def test_the_mlflow_model_of_a_jax_run_is_a_keras_model_on_jax_with_a_signature(on_jax):
+def test_the_mlflow_model_is_a_keras_model_on_the_run_backend_with_a_signature(on_backend):
     import mlflow
 
-    info = mlflow.models.get_model_info(_mlflow_model_uri(on_jax))
-    assert info.flavors["keras"]["keras_backend"] == "jax"
+    info = mlflow.models.get_model_info(_mlflow_model_uri(on_backend))
+    assert info.flavors["keras"]["keras_backend"] == on_backend[6]
     assert info.flavors["python_function"]["loader_module"] == "mlflow.keras"
     assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 784]
     assert info.saved_input_example_info is not None
 
 
 @pytest.mark.slow
-def test_the_mlflow_model_of_a_jax_run_predicts_what_the_run_predicted(on_jax):
+def test_the_mlflow_model_predicts_what_the_run_predicted(on_backend):
     import mlflow
 
-    (predictions,) = on_jax[5].glob("outputs/*/*/predictions/predict.npy")
+    (predictions,) = on_backend[5].glob("outputs/*/*/predictions/predict.npy")
     predicted = np.load(predictions)
-    pyfunc = mlflow.pyfunc.load_model(_mlflow_model_uri(on_jax))
+    pyfunc = mlflow.pyfunc.load_model(_mlflow_model_uri(on_backend))
     again = np.asarray(pyfunc.predict(_test_images()[: len(predicted)]))
     np.testing.assert_allclose(again, predicted, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["plots/learning_curves.png", "plots/confusion_matrix.png"])
-def test_each_plot_of_a_jax_run_is_an_image_that_is_not_blank(on_jax, tmp_path, name):
-    run, client = on_jax[1], on_jax[2]
+def test_each_plot_is_an_image_that_is_not_blank(on_backend, tmp_path, name):
+    run, client = on_backend[1], on_backend[2]
     assert_image(Path(client.download_artifacts(run.info.run_id, name, str(tmp_path))))
 
 
@@ -248,7 +274,7 @@ def _test_images() -> np.ndarray:
     return images.reshape(len(images), 784).astype("float32") / 255
 
 
-# -- trainer=fast, tf.data, PyDataset, TensorBoard and seeds on JAX -----------------------
+# -- trainer=fast, tf.data, PyDataset, TensorBoard and seeds on JAX and PyTorch ----------
 
 
 @pytest.fixture(scope="module")
@@ -281,11 +307,22 @@ def test_a_jax_run_keeps_its_compiled_programs_in_the_user_cache_folder(fast_swe
     assert len(programs) >= 4  # the initialisers, a training, an evaluation step at least
 
 
-@pytest.fixture(scope="module")
-def jax_sources(tmp_path_factory) -> Path:
-    """A two-job sweep on JAX, one process: the ``tf_data`` and the ``py_dataset`` sources, TensorBoard on."""
-    folder = tmp_path_factory.mktemp("jax_sources")
-    args = ["-m", "+experiment=mnist", "backend=jax", "data=tf_data,py_dataset", "callbacks=tensorboard"]
+@NEEDS_TORCH
+def test_trainer_fast_on_torch_is_refused_before_anything_trains(workdir):
+    args = ["backend=torch", "trainer=fast"]
+    message = assert_user_error(run_cli(*args, cwd=workdir), "trainer.steps_per_execution", "=1", "64")
+    assert "trainer=default" in message
+    imported, _ = heavy_modules_imported(args, workdir, HEAVY)
+    assert imported == []
+
+
+@pytest.fixture(scope="module", params=OTHERS)
+def sources(request, tmp_path_factory) -> Path:
+    """A two-job sweep on the backend, one process: the ``tf_data`` and the ``py_dataset`` sources,
+    TensorBoard on."""
+    folder = tmp_path_factory.mktemp(f"sources_{request.param}")
+    args = ["-m", "+experiment=mnist", f"backend={request.param}", "data=tf_data,py_dataset"]
+    args.append("callbacks=tensorboard")
     args += [*TINY, "+data.source.source=bundled", "trainer.verbose=0", "stages.predict=null", "tracking=off"]
     result = run_cli(*args, cwd=folder)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -293,8 +330,8 @@ def jax_sources(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_tf_data_and_py_dataset_sources_train_on_jax(jax_sources):
-    (journal,) = jax_sources.glob("multirun/*/*/orchestrator-jobs.jsonl")
+def test_tf_data_and_py_dataset_sources_train_off_tensorflow(sources):
+    (journal,) = sources.glob("multirun/*/*/orchestrator-jobs.jsonl")
     jobs = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
     sources = {next(o for o in job["overrides"] if o.startswith("data=")): job["status"] for job in jobs}
     assert sources == {"data=tf_data": "FINISHED", "data=py_dataset": "FINISHED"}
@@ -302,15 +339,16 @@ def test_tf_data_and_py_dataset_sources_train_on_jax(jax_sources):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("job", ["0", "1"])
-def test_tensorboard_writes_its_epoch_losses_on_jax(jax_sources, job):
-    (logs,) = jax_sources.glob(f"multirun/*/*/{job}/tensorboard")
+def test_tensorboard_writes_its_epoch_losses_off_tensorflow(sources, job):
+    (logs,) = sources.glob(f"multirun/*/*/{job}/tensorboard")
     for split in ("train", "validation"):
         (events,) = (logs / split).glob("events.out.tfevents.*")
         assert b"epoch_loss" in events.read_bytes(), split
 
 
 @pytest.mark.slow
-def test_a_seed_on_jax_reaches_tensorflow_when_a_tf_data_source_imports_it_later():
+@pytest.mark.parametrize("backend", OTHERS)
+def test_a_seed_off_tensorflow_reaches_tensorflow_when_a_tf_data_source_imports_it_later(backend):
     script = (
         "import sys\n"
         "from orchestrator.run import seed_everything\n"
@@ -326,7 +364,7 @@ def test_a_seed_on_jax_reaches_tensorflow_when_a_tf_data_source_imports_it_later
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=REPO,
-        env=cli_env(KERAS_BACKEND="jax"),
+        env=cli_env(KERAS_BACKEND=backend),
         capture_output=True,
         text=True,
     )
@@ -334,12 +372,11 @@ def test_a_seed_on_jax_reaches_tensorflow_when_a_tf_data_source_imports_it_later
     assert done.stdout.split() == ["SAME"]
 
 
-# -- Kill and resume on JAX -------------------------------------------------------------
+# -- Kill and resume on JAX and PyTorch --------------------------------------------------
 
 #: Two whole epochs of the bundled MNIST (94 batches each) with dropout (a seed generator to restore).
 RESUMED = [
     "+experiment=mnist",
-    "backend=jax",
     "seed=7",
     "deterministic=true",
     "trainer.epochs=2",
@@ -350,7 +387,8 @@ RESUMED = [
 
 
 @pytest.mark.slow
-def test_a_jax_run_killed_by_sigkill_resumes_to_the_result_of_a_run_never_killed(tmp_path):
+@pytest.mark.parametrize("backend", OTHERS)
+def test_a_run_killed_by_sigkill_resumes_to_the_result_of_a_run_never_killed(tmp_path, backend):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     reference.mkdir()
     killed.mkdir()
@@ -359,9 +397,11 @@ def test_a_jax_run_killed_by_sigkill_resumes_to_the_result_of_a_run_never_killed
     # The fixture plugin imports Keras when it loads, before the config is read: the environment
     # names the backend as well.
     path = os.pathsep.join(filter(None, [str(FIXTURE_SITE), os.environ.get("PYTHONPATH")]))
-    env = cli_env(PYTHONPATH=path, KERAS_BACKEND="jax")
-    through = _start(["-m", "orchestrator", *RESUMED, interrupt("kill", 1, 30, "KILL", done)], reference, env)
-    args = [*RESUMED, interrupt("kill", 1, 30, "KILL", killed / "kill")]
+    threads = {"OMP_NUM_THREADS": "1"} if backend == "torch" else {}  # two runs side by side
+    env = cli_env(**threads, PYTHONPATH=path, KERAS_BACKEND=backend)
+    resumed = [*RESUMED, f"backend={backend}"]
+    through = _start(["-m", "orchestrator", *resumed, interrupt("kill", 1, 30, "KILL", done)], reference, env)
+    args = [*resumed, interrupt("kill", 1, 30, "KILL", killed / "kill")]
     first = run_cli(*args, cwd=killed, env=env)
     assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
     second = run_cli(*args, cwd=killed, env=env)
@@ -408,14 +448,14 @@ def test_data_parallel_on_jax_trains_on_two_host_devices(workdir):
 
 @pytest.mark.slow
 def test_a_sweep_over_backends_on_submitit_processes_trains_each_job_on_its_backend(workdir):
-    import jax
-
-    args = ["-m", "+experiment=mnist", "backend=tensorflow,jax", "hydra/launcher=slurm_local", *TINY]
+    backends = ["tensorflow", "jax", *(["torch"] if TORCH else [])]
+    args = ["-m", "+experiment=mnist", f"backend={','.join(backends)}", "hydra/launcher=slurm_local", *TINY]
     result = run_cli(*args, "stages.predict=null", "tracking.log_model=false", cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     _, children = parent_and_children(mlflow_client(workdir), "mnist")
     versions = {run.data.params["backend"]: run.data.tags["orchestrator.backend_version"] for run in children}
-    assert versions["jax"] == jax.__version__
-    assert set(versions) == {"tensorflow", "jax"}
+    assert sorted(versions) == sorted(backends)
     assert all(run.info.status == "FINISHED" for run in children)
     assert versions["tensorflow"] == metadata.version("tensorflow")
+    for backend in backends[1:]:
+        assert versions[backend] == importlib.import_module(backend).__version__, backend

@@ -1,7 +1,8 @@
 """Random generators and running metric totals: read as JSON and put back.
 
-Python's and NumPy's global generators, the model's seed generators (dropout,
-augmentation, noise layers) and the running totals of its metrics mid-epoch.
+Python's, NumPy's and (on PyTorch) torch's global generators, the model's seed
+generators (dropout, augmentation, noise layers) and the running totals of its
+metrics mid-epoch.
 
 Example::
 
@@ -11,8 +12,10 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
+import sys
 from typing import Any
 
 log = logging.getLogger("orchestrator")
@@ -35,15 +38,20 @@ def set_metric_variable_values(model: Any, values: list) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """The states of Python's and NumPy's global random generators, as JSON."""
+    """The states of Python's and NumPy's global random generators, as JSON; torch's too once
+    it is loaded (Keras on PyTorch shuffles arrays with it: ``torch.utils.data.RandomSampler``)."""
     import numpy as np
 
     version, internal, gauss = random.getstate()
     name, keys, position, has_gauss, cached = np.random.get_state()
-    return {
+    state = {
         "python": [version, list(internal), gauss],
         "numpy": [name, keys.tolist(), int(position), int(has_gauss), float(cached)],
     }
+    if "torch" in sys.modules:
+        torch_state = sys.modules["torch"].get_rng_state().numpy().tobytes()
+        state["torch"] = base64.b64encode(torch_state).decode("ascii")
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -53,6 +61,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     name, keys, position, has_gauss, cached = state["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+    if "torch" in state and "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        saved = np.frombuffer(base64.b64decode(state["torch"]), dtype=np.uint8).copy()
+        torch.set_rng_state(torch.from_numpy(saved))
 
 
 def _seed_generator_variables(model: Any) -> list:
