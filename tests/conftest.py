@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -18,6 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = ["trainer.epochs=1", "trainer.limit_batches=5"]
 #: The MNIST split shipped with the project (never the Keras loader), no progress bar.
 QUIET = ["data.source=bundled", "trainer.verbose=0"]
+#: PyTorch is an extra (``[torch]``; ``[dev]`` installs it): its tests run where it is installed.
+TORCH = importlib.util.find_spec("torch") is not None
+NEEDS_TORCH = pytest.mark.skipif(not TORCH, reason="PyTorch is not installed")
+#: Every Keras backend, as a test parameter.
+BACKENDS = ["tensorflow", "jax", pytest.param("torch", marks=NEEDS_TORCH)]
 
 
 def cli_env(**extra: str) -> dict[str, str]:

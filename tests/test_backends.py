@@ -17,7 +17,6 @@ sweep over backends on submitit's processes trains each job on its own backend.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import os
 import re
@@ -31,10 +30,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import (
+    BACKENDS,
     FIXTURE_SITE,
+    NEEDS_TORCH,
     QUIET,
     REPO,
     TINY,
+    TORCH,
     assert_image,
     assert_user_error,
     cli_env,
@@ -52,10 +54,8 @@ REPORTER = REPO / "tests" / "fixtures" / "modules_report"
 WITHOUT_TORCH = REPO / "tests" / "fixtures" / "without-torch"
 HEAVY = ("tensorflow", "keras", "jax", "torch", "mlflow")
 PARITY = ["+experiment=mnist", "data=fashion_mnist", "seed=7", "deterministic=true"]
-TORCH = importlib.util.find_spec("torch") is not None
 #: The backends besides TensorFlow: each test of them runs on both (PyTorch's where it is installed).
-NEEDS_TORCH = pytest.mark.skipif(not TORCH, reason="PyTorch is not installed")
-OTHERS = ["jax", pytest.param("torch", marks=NEEDS_TORCH)]
+OTHERS = BACKENDS[1:]
 
 
 # -- The config, checked before anything heavy ----------------------------------------
@@ -318,10 +318,10 @@ def test_trainer_fast_on_torch_is_refused_before_anything_trains(workdir):
 
 @pytest.fixture(scope="module", params=OTHERS)
 def sources(request, tmp_path_factory) -> Path:
-    """A two-job sweep on the backend, one process: the ``tf_data`` and the ``py_dataset`` sources,
-    TensorBoard on."""
+    """A sweep on the backend, one process: the ``tf_data``, ``py_dataset``, ``generator`` and
+    ``pandas`` sources, TensorBoard on."""
     folder = tmp_path_factory.mktemp(f"sources_{request.param}")
-    args = ["-m", "+experiment=mnist", f"backend={request.param}", "data=tf_data,py_dataset"]
+    args = ["-m", "+experiment=mnist", f"backend={request.param}", "data=tf_data,py_dataset,generator,pandas"]
     args.append("callbacks=tensorboard")
     args += [*TINY, "+data.source.source=bundled", "trainer.verbose=0", "stages.predict=null", "tracking=off"]
     result = run_cli(*args, cwd=folder)
@@ -330,15 +330,16 @@ def sources(request, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_tf_data_and_py_dataset_sources_train_off_tensorflow(sources):
+def test_tf_data_py_dataset_generator_and_pandas_sources_train_off_tensorflow(sources):
     (journal,) = sources.glob("multirun/*/*/orchestrator-jobs.jsonl")
     jobs = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
-    sources = {next(o for o in job["overrides"] if o.startswith("data=")): job["status"] for job in jobs}
-    assert sources == {"data=tf_data": "FINISHED", "data=py_dataset": "FINISHED"}
+    statuses = {next(o for o in job["overrides"] if o.startswith("data=")): job["status"] for job in jobs}
+    kinds = ("tf_data", "py_dataset", "generator", "pandas")
+    assert statuses == {f"data={kind}": "FINISHED" for kind in kinds}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("job", ["0", "1"])
+@pytest.mark.parametrize("job", ["0", "1", "2", "3"])
 def test_tensorboard_writes_its_epoch_losses_off_tensorflow(sources, job):
     (logs,) = sources.glob(f"multirun/*/*/{job}/tensorboard")
     for split in ("train", "validation"):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fixture_env, heavy_modules_imported, mlflow_client, run_cli
+from tests.conftest import BACKENDS, fixture_env, heavy_modules_imported, mlflow_client, run_cli
 
 #: Tiny, offline, quiet: trials here test plumbing, not learning.
 SMOKE = [
@@ -184,8 +184,10 @@ def test_the_closing_line_counts_the_seconds_the_sweep_ran(parallel):
 
 
 @pytest.mark.slow
-def test_a_trial_worse_than_the_median_is_pruned_and_tracked_as_pruned(workdir):
-    """Trial 0 learns (rate 3e-3); trial 1 cannot (rate 1e-9): the median rule must prune it at epoch 0."""
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_trial_worse_than_the_median_is_pruned_and_tracked_as_pruned(workdir, backend):
+    """Trial 0 learns (rate 3e-3); trial 1 cannot (rate 1e-9): the median rule must prune it at epoch 0,
+    on every backend."""
     from orchestrator.sweep.journal import read_journal
 
     sweep_dir = workdir / "sweep"
@@ -193,6 +195,7 @@ def test_a_trial_worse_than_the_median_is_pruned_and_tracked_as_pruned(workdir):
         "-m",
         "+experiment=mnist",
         "+sweep=mnist_optuna",
+        f"backend={backend}",
         *SMOKE,
         "seed=0",
         "trainer.limit_batches=5",
