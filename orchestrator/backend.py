@@ -106,8 +106,11 @@ def use_backend(
     ``environment`` is the ``KERAS_BACKEND`` the process started with: when it names
     another backend a warning says so, and the config wins. ``deterministic`` on
     JAX adds ``--xla_gpu_deterministic_ops=true`` to ``XLA_FLAGS`` (XLA on CPU is
-    deterministic already). ``first_run``: no earlier job of this process imported
-    Keras, so a plugin did when it loaded.
+    deterministic already); on PyTorch it sets ``CUBLAS_WORKSPACE_CONFIG=:4096:8``
+    unless set, which cuBLAS needs for deterministic matrix products on a GPU
+    (``torch.use_deterministic_algorithms`` raises at the first one otherwise).
+    ``first_run``: no earlier job of this process imported Keras, so a plugin did
+    when it loaded.
     """
     if "keras" in sys.modules:
         running = sys.modules["keras"].backend.backend()
@@ -145,6 +148,8 @@ def use_backend(
         flags = os.environ.get("XLA_FLAGS", "")
         if deterministic and flag not in flags and "jax" not in sys.modules:
             os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+    if backend == "torch" and deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def jax_cache_folder() -> Path:

@@ -16,6 +16,7 @@ from orchestrator.resume.generators import (
     set_rng_state,
     set_seed_generator_states,
 )
+from tests.conftest import NEEDS_TORCH
 
 pytestmark = pytest.mark.usefixtures("keep_global_generators")
 
@@ -47,6 +48,21 @@ def test_numpy_s_generator_draws_the_same_numbers_again():
     again = (np.random.standard_normal(3), np.random.randint(0, 10**9, size=4), np.random.permutation(10))
     for first, second in zip(drawn, again, strict=True):
         np.testing.assert_array_equal(first, second)
+
+
+@NEEDS_TORCH
+def test_torch_s_generator_draws_the_same_permutation_again():
+    """Keras on PyTorch shuffles arrays with ``torch.utils.data.RandomSampler``, seeded from it."""
+    import torch
+
+    torch.manual_seed(11)
+    torch.rand(3)
+    saved = through_json(rng_state())
+    drawn = (torch.randperm(50).tolist(), torch.rand(4).tolist())
+
+    set_rng_state(saved)
+
+    assert (torch.randperm(50).tolist(), torch.rand(4).tolist()) == drawn
 
 
 def dropout_model():
