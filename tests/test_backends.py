@@ -125,6 +125,21 @@ def test_the_composed_config_shows_the_backend(workdir):
     assert "backend: tensorflow" in default.stdout.splitlines()
 
 
+def test_keras_loads_without_jax_on_tensorflow_and_a_plugin_can_import_it_afterwards():
+    script = (
+        "import sys\n"
+        "from orchestrator.quiet_import import import_keras\n"
+        "keras = import_keras()\n"
+        "print(keras.backend.backend(), 'jax' in sys.modules)\n"
+        "import jax\n"
+        "print(jax.numpy.add(1, 2))\n"
+    )
+    env = cli_env(KERAS_BACKEND="tensorflow")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["tensorflow", "False", "3"]
+
+
 # -- The guide's example on JAX and PyTorch, against plain Keras on the same backend -------
 
 
