@@ -248,6 +248,37 @@ def _test_images() -> np.ndarray:
     return images.reshape(len(images), 784).astype("float32") / 255
 
 
+#: Counts the programs JAX compiles while the review predicts 4,097 samples (2,048 at most a call).
+REVIEW_PROGRAMS = """
+import jax, keras, numpy as np
+from orchestrator.tracking.review_plots import model_outputs
+keras.utils.set_random_seed(1)
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+x = np.random.default_rng(0).random((4097, 8), dtype=np.float32)
+compiled = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, duration, **kwargs: compiled.append(event)
+    if event == "/jax/core/compile/backend_compile_duration" else None
+)
+outputs = model_outputs(model, x)
+programs = len(compiled)
+np.testing.assert_allclose(outputs, model.predict(x, batch_size=4097, verbose=0), rtol=1e-6)
+print(programs)
+"""
+
+
+def test_the_review_predicts_the_test_split_with_one_program_on_jax():
+    done = subprocess.run(
+        [sys.executable, "-c", REVIEW_PROGRAMS],
+        cwd=REPO,
+        env=cli_env(KERAS_BACKEND="jax", JAX_COMPILATION_CACHE_DIR=""),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["1"]
+
+
 # -- trainer=fast, tf.data, PyDataset, TensorBoard and seeds on JAX -----------------------
 
 
