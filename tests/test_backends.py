@@ -10,7 +10,9 @@ submitit's processes trains each job on its own backend. On JAX the MLflow model
 is a Keras model on JAX whose pyfunc predicts what the run predicted, the plots
 are drawn, ``trainer=fast`` gives the default trainer's losses, ``tf.data`` and
 ``PyDataset`` sources train and TensorBoard writes its logs, and a seed reaches
-TensorFlow when a source imports it after seeding.
+TensorFlow when a source imports it after seeding. Keras loads without pandas and
+knows DataFrames once a source imports it; the review predicts the test split with
+one compiled program.
 """
 
 from __future__ import annotations
@@ -363,6 +365,40 @@ def test_a_seed_on_jax_reaches_tensorflow_when_a_tf_data_source_imports_it_later
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["SAME"]
+
+
+#: Keras loads without pandas; a source that imports pandas afterwards trains on DataFrames as on arrays.
+PANDAS_LATER = """
+import sys
+import numpy as np
+from orchestrator.quiet_import import import_keras
+keras = import_keras()
+print("pandas" in sys.modules)
+import pandas as pd
+from keras.src.trainers.data_adapters import array_slicing
+print(array_slicing.pandas is pd and pd.DataFrame in array_slicing.ARRAY_TYPES)
+x = np.random.default_rng(0).random((64, 3), dtype=np.float32)
+def losses(features, targets):
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    fitted = model.fit(features, targets, batch_size=16, epochs=2, validation_split=0.25, verbose=0)
+    return fitted.history
+print(losses(pd.DataFrame(x, columns=list("abc")), pd.Series(x.sum(axis=1))) == losses(x, x.sum(axis=1)))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_keras_loads_without_pandas_and_knows_dataframes_once_a_source_imports_it(backend):
+    done = subprocess.run(
+        [sys.executable, "-c", PANDAS_LATER],
+        cwd=REPO,
+        env=cli_env(KERAS_BACKEND=backend),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True", "True"]
 
 
 # -- Kill and resume on JAX -------------------------------------------------------------
