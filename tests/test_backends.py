@@ -11,8 +11,8 @@ is a Keras model on JAX whose pyfunc predicts what the run predicted, the plots
 are drawn, ``trainer=fast`` gives the default trainer's losses, ``tf.data`` and
 ``PyDataset`` sources train and TensorBoard writes its logs, and a seed reaches
 TensorFlow when a source imports it after seeding. Keras loads without pandas and
-knows DataFrames once a source imports it; the review predicts the test split with
-one compiled program.
+knows DataFrames once a source imports it; a JAX run compiles the programs plain
+Keras compiles and one predict program for each of the predict stage and the review.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
@@ -133,7 +134,8 @@ def on_jax(tmp_path_factory):
     """The plain script and the orchestrator, both on JAX, each run once (at the same time).
 
     The orchestrator's environment says ``KERAS_BACKEND=tensorflow``: the config must win,
-    and say so. Returns ``(plain JSON, MLflow run, client, output, imported frameworks, folder)``.
+    and say so. Both log the programs JAX compiles (``JAX_LOG_COMPILES``). Returns ``(plain JSON,
+    MLflow run, client, output, imported frameworks, folder, plain script's log)``.
     """
     if not all((FASHION_MNIST / name).exists() for name in IDX_FILES):
         pytest.skip(f"Debian's Fashion-MNIST is not installed in {FASHION_MNIST}")
@@ -143,14 +145,22 @@ def on_jax(tmp_path_factory):
         KERAS_BACKEND="tensorflow",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPORTER), os.environ.get("PYTHONPATH")])),
         ORCHESTRATOR_MODULES_REPORT=str(report),
+        JAX_LOG_COMPILES="1",
     )
-    plain = _start([str(PLAIN_SCRIPT), str(FASHION_MNIST)], plain_dir, cli_env(KERAS_BACKEND="jax"))
+    plain_env = cli_env(KERAS_BACKEND="jax", JAX_LOG_COMPILES="1")
+    plain = _start([str(PLAIN_SCRIPT), str(FASHION_MNIST)], plain_dir, plain_env)
     orchestrator = _start(["-m", "orchestrator", *PARITY], cli_dir, cli)
-    plain_out, _ = _finish(plain, "the plain Keras script on JAX")
+    plain_out, plain_log = _finish(plain, "the plain Keras script on JAX")
     stdout, stderr = _finish(orchestrator, "the orchestrator on JAX")
     expected = json.loads(plain_out.strip().splitlines()[-1])
     run = only_run(cli_dir, "mnist")
-    return expected, run, mlflow_client(cli_dir), stdout + stderr, json.loads(report.read_text()), cli_dir
+    imported = json.loads(report.read_text())
+    return expected, run, mlflow_client(cli_dir), stdout + stderr, imported, cli_dir, plain_log
+
+
+def _programs(log: str) -> Counter:
+    """The programs a process compiled, from its ``JAX_LOG_COMPILES`` lines: ``(jit(name), shapes)``."""
+    return Counter(re.findall(r"Compiling (jit\(\w+\)) with global shapes and types (.*?)\. Argument", log))
 
 
 @pytest.mark.slow
@@ -158,6 +168,16 @@ def test_a_jax_run_never_imports_tensorflow(on_jax):
     imported = on_jax[4]
     assert imported["jax"] and imported["keras"]
     assert not imported["tensorflow"]
+
+
+@pytest.mark.slow
+def test_a_jax_run_compiles_the_programs_of_plain_keras_and_a_predict_program_for_each_use(on_jax):
+    ours, plain = _programs(on_jax[3]), _programs(on_jax[6])
+    assert plain - ours == Counter()
+    extra = ours - plain
+    assert [name for name, _ in extra.elements()] == ["jit(predict_step)"] * 2
+    # The predict stage's 3 samples, and the review's 10,000 test samples in chunks of one size.
+    assert sorted(int(re.findall(r"float32\[(\d+),784\]", shapes)[-1]) for _, shapes in extra) == [3, 2000]
 
 
 @pytest.mark.slow
