@@ -7,6 +7,10 @@ device query, which probes CUDA) file descriptor 2 goes to a temporary file;
 afterwards every line that is not one of those known notes is written back, so
 a real warning or error still reaches the user.
 
+Keras also imports, when they are installed, packages a run does not need while
+it loads: scikit-learn and IPython (:data:`SKIPPED`) and pandas (:data:`DEFERRED`,
+handed to Keras once something imports it). They are left out of the import.
+
 Example::
 
     keras = import_keras()
