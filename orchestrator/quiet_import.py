@@ -7,6 +7,11 @@ device query, which probes CUDA) file descriptor 2 goes to a temporary file;
 afterwards every line that is not one of those known notes is written back, so
 a real warning or error still reaches the user.
 
+Keras also imports, when they are installed, packages a run does not need while
+it loads: scikit-learn and IPython (:data:`SKIPPED`), pandas (:data:`DEFERRED`,
+handed to Keras once something imports it) and JAX on the other backends
+(:data:`UNUSED_BACKENDS`). They are left out of the import.
+
 Example::
 
     keras = import_keras()
@@ -15,6 +20,8 @@ Example::
 from __future__ import annotations
 
 import gc
+import importlib.abc
+import importlib.util
 import os
 import sys
 import tempfile
@@ -41,6 +48,10 @@ SKIPPED = ("sklearn", "IPython")
 #: for a shim of its Orbax checkpoint callback and for TensorFlow Lite's JAX converter (some
 #: 0.4-0.5 s of CPU and 110 MB on TensorFlow and PyTorch). Left out while Keras loads, as :data:`SKIPPED`.
 UNUSED_BACKENDS = {"tensorflow": ("jax",), "torch": ("jax",), "jax": ()}
+#: Imported by Keras at start-up only to slice pandas objects given to ``fit`` (0.2-0.3 s of CPU):
+#: left out while Keras loads, and handed to Keras as soon as something imports it
+#: (:class:`PandasForKeras`), so that Keras slices DataFrames and Series as it always does.
+DEFERRED = ("pandas",)
 
 
 def import_keras() -> Any:
@@ -57,7 +68,7 @@ def import_keras() -> Any:
         _tensorflow_on_demand(keras)
         return keras
     backend = os.environ.get("KERAS_BACKEND", "")
-    with _filtered_stderr(), _skipped(SKIPPED + UNUSED_BACKENDS.get(backend, ())):
+    with _filtered_stderr(), _skipped(SKIPPED + DEFERRED + UNUSED_BACKENDS.get(backend, ())) as skipped:
         import keras
 
         _tensorflow_on_demand(keras)
@@ -69,6 +80,8 @@ def import_keras() -> Any:
             import jax
 
             jax.devices()
+    if "pandas" in skipped.names:
+        PandasForKeras.install()
     # The millions of objects TensorFlow and Keras create at import live as long as
     # the process: leave them out of every later garbage collection, which makes the
     # collection Keras runs between the jobs of a sweep several times cheaper.
@@ -81,6 +94,46 @@ def _tensorflow_on_demand(keras: Any) -> None:
         from orchestrator.backend import tensorflow_on_demand
 
         tensorflow_on_demand()
+
+
+class PandasForKeras(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: when pandas is imported, hands it to Keras, which loaded without it.
+
+    Keras's ``array_slicing`` imports pandas when it loads, to know Series and DataFrames
+    as arrays (``ARRAY_TYPES``) and to slice them. This finder wraps pandas's loader to do
+    the same right after pandas is imported (by a data source that returns DataFrames,
+    say), before any of its objects can reach ``fit``.
+    """
+
+    @classmethod
+    def install(cls) -> None:
+        if not any(isinstance(finder, cls) for finder in sys.meta_path):
+            sys.meta_path.insert(0, cls())
+
+    def find_spec(self, name, path, target=None):
+        if name != "pandas":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_hand_over(module) -> None:
+            exec_module(module)
+            hand_pandas_to_keras(module)
+
+        spec.loader.exec_module = exec_and_hand_over  # type: ignore[method-assign]
+        return spec
+
+
+def hand_pandas_to_keras(pandas: Any) -> None:
+    """What Keras's ``array_slicing`` does at import when pandas is installed, done now."""
+    from keras.src.trainers.data_adapters import array_slicing
+
+    if getattr(array_slicing, "pandas", False) is None:
+        array_slicing.pandas = pandas
+        array_slicing.ARRAY_TYPES = (*array_slicing.ARRAY_TYPES, pandas.Series, pandas.DataFrame)
 
 
 class _skipped:

@@ -12,6 +12,9 @@ default trainer's losses, ``tf.data`` and ``PyDataset`` sources train and
 TensorBoard writes its logs, and a seed reaches TensorFlow when a source imports
 it after seeding. ``data_parallel`` trains on two host CPU devices on JAX, and a
 sweep over backends on submitit's processes trains each job on its own backend.
+Keras loads without pandas and knows DataFrames once a source imports it, and a
+JAX run compiles the programs plain Keras compiles and one predict program for
+each of the predict stage and the review.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
@@ -165,8 +169,8 @@ def on_backend(request, tmp_path_factory):
     """The plain script and the orchestrator, both on the backend, each run once (at the same time).
 
     The orchestrator's environment says ``KERAS_BACKEND=tensorflow``: the config must win,
-    and say so. Returns ``(plain JSON, MLflow run, client, output, imported frameworks, folder,
-    backend)``.
+    and say so. Both log the programs JAX compiles (``JAX_LOG_COMPILES``). Returns ``(plain JSON,
+    MLflow run, client, output, imported frameworks, folder, backend, plain script's log)``.
     """
     if not all((FASHION_MNIST / name).exists() for name in IDX_FILES):
         pytest.skip(f"Debian's Fashion-MNIST is not installed in {FASHION_MNIST}")
@@ -181,16 +185,22 @@ def on_backend(request, tmp_path_factory):
         KERAS_BACKEND="tensorflow",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPORTER), os.environ.get("PYTHONPATH")])),
         ORCHESTRATOR_MODULES_REPORT=str(report),
+        JAX_LOG_COMPILES="1",
     )
-    plain_env = cli_env(**threads, KERAS_BACKEND=backend)
+    plain_env = cli_env(**threads, KERAS_BACKEND=backend, JAX_LOG_COMPILES="1")
     plain = _start([str(PLAIN_SCRIPT), str(FASHION_MNIST)], plain_dir, plain_env)
     orchestrator = _start(["-m", "orchestrator", *PARITY, f"backend={backend}"], cli_dir, cli)
-    plain_out, _ = _finish(plain, f"the plain Keras script on {backend}")
+    plain_out, plain_log = _finish(plain, f"the plain Keras script on {backend}")
     stdout, stderr = _finish(orchestrator, f"the orchestrator on {backend}")
     expected = json.loads(plain_out.strip().splitlines()[-1])
     run = only_run(cli_dir, "mnist")
     imported = json.loads(report.read_text())
-    return expected, run, mlflow_client(cli_dir), stdout + stderr, imported, cli_dir, backend
+    return expected, run, mlflow_client(cli_dir), stdout + stderr, imported, cli_dir, backend, plain_log
+
+
+def _programs(log: str) -> Counter:
+    """The programs a process compiled, from its ``JAX_LOG_COMPILES`` lines: ``(jit(name), shapes)``."""
+    return Counter(re.findall(r"Compiling (jit\(\w+\)) with global shapes and types (.*?)\. Argument", log))
 
 
 @pytest.mark.slow
@@ -199,6 +209,17 @@ def test_a_run_off_tensorflow_never_imports_tensorflow(on_backend):
     assert imported[backend] and imported["keras"]
     others = {"jax", "torch"} - {backend}
     assert not imported["tensorflow"] and not any(imported[name] for name in others)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("on_backend", ["jax"], indirect=True)
+def test_a_jax_run_compiles_the_programs_of_plain_keras_and_a_predict_program_for_each_use(on_backend):
+    ours, plain = _programs(on_backend[3]), _programs(on_backend[7])
+    assert plain - ours == Counter()
+    extra = ours - plain
+    assert [name for name, _ in extra.elements()] == ["jit(predict_step)"] * 2
+    # The predict stage's 3 samples, and the review's 10,000 test samples in chunks of one size.
+    assert sorted(int(re.findall(r"float32\[(\d+),784\]", shapes)[-1]) for _, shapes in extra) == [3, 2000]
 
 
 @pytest.mark.slow
@@ -287,6 +308,37 @@ def _test_images() -> np.ndarray:
 
     images = read_idx(FASHION_MNIST / "t10k-images-idx3-ubyte.gz")
     return images.reshape(len(images), 784).astype("float32") / 255
+
+
+#: Counts the programs JAX compiles while the review predicts 4,097 samples (2,048 at most a call).
+REVIEW_PROGRAMS = """
+import jax, keras, numpy as np
+from orchestrator.tracking.review_plots import model_outputs
+keras.utils.set_random_seed(1)
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+x = np.random.default_rng(0).random((4097, 8), dtype=np.float32)
+compiled = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, duration, **kwargs: compiled.append(event)
+    if event == "/jax/core/compile/backend_compile_duration" else None
+)
+outputs = model_outputs(model, x)
+programs = len(compiled)
+np.testing.assert_allclose(outputs, model.predict(x, batch_size=4097, verbose=0), rtol=1e-6)
+print(programs)
+"""
+
+
+def test_the_review_predicts_the_test_split_with_one_program_on_jax():
+    done = subprocess.run(
+        [sys.executable, "-c", REVIEW_PROGRAMS],
+        cwd=REPO,
+        env=cli_env(KERAS_BACKEND="jax", JAX_COMPILATION_CACHE_DIR=""),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["1"]
 
 
 # -- trainer=fast, tf.data, PyDataset, TensorBoard and seeds on JAX and PyTorch ----------
@@ -386,6 +438,40 @@ def test_a_seed_off_tensorflow_reaches_tensorflow_when_a_tf_data_source_imports_
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["SAME"]
+
+
+#: Keras loads without pandas; a source that imports pandas afterwards trains on DataFrames as on arrays.
+PANDAS_LATER = """
+import sys
+import numpy as np
+from orchestrator.quiet_import import import_keras
+keras = import_keras()
+print("pandas" in sys.modules)
+import pandas as pd
+from keras.src.trainers.data_adapters import array_slicing
+print(array_slicing.pandas is pd and pd.DataFrame in array_slicing.ARRAY_TYPES)
+x = np.random.default_rng(0).random((64, 3), dtype=np.float32)
+def losses(features, targets):
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    fitted = model.fit(features, targets, batch_size=16, epochs=2, validation_split=0.25, verbose=0)
+    return fitted.history
+print(losses(pd.DataFrame(x, columns=list("abc")), pd.Series(x.sum(axis=1))) == losses(x, x.sum(axis=1)))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_keras_loads_without_pandas_and_knows_dataframes_once_a_source_imports_it(backend):
+    done = subprocess.run(
+        [sys.executable, "-c", PANDAS_LATER],
+        cwd=REPO,
+        env=cli_env(KERAS_BACKEND=backend),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True", "True"]
 
 
 # -- Kill and resume on JAX and PyTorch --------------------------------------------------
