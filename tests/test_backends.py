@@ -325,11 +325,13 @@ jax.monitoring.register_event_duration_secs_listener(
 outputs = model_outputs(model, x)
 programs = len(compiled)
 np.testing.assert_allclose(outputs, model.predict(x, batch_size=4097, verbose=0), rtol=1e-6)
+import pandas as pd
+np.testing.assert_array_equal(model_outputs(model, pd.DataFrame(x)), outputs)  # columns as arrays
 print(programs)
 """
 
 
-def test_the_review_predicts_the_test_split_with_one_program_on_jax():
+def test_the_review_predicts_the_test_split_with_one_program_on_jax_dataframes_too():
     done = subprocess.run(
         [sys.executable, "-c", REVIEW_PROGRAMS],
         cwd=REPO,
@@ -403,6 +405,20 @@ def test_tf_data_py_dataset_generator_and_pandas_sources_train_off_tensorflow(so
     statuses = {next(o for o in job["overrides"] if o.startswith("data=")): job["status"] for job in jobs}
     kinds = ("tf_data", "py_dataset", "generator", "pandas")
     assert statuses == {f"data={kind}": "FINISHED" for kind in kinds}
+
+
+@pytest.mark.slow
+def test_a_dataframe_run_on_jax_draws_its_confusion_matrix(workdir, tmp_path):
+    """The review predicts a pandas test split on JAX (whose ``predict_on_batch`` takes no DataFrame)
+    and reads its labels from a Series."""
+    args = ["+experiment=guide_pandas", "backend=jax", *TINY, "+data.source.source=bundled"]
+    args += ["trainer.verbose=0", "stages.predict=null", "tracking.log_model=false"]
+    result = run_cli(*args, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "confusion_matrix skipped" not in result.stdout + result.stderr
+    run = only_run(workdir, "guide_pandas")
+    plot = "plots/confusion_matrix.png"
+    assert_image(Path(mlflow_client(workdir).download_artifacts(run.info.run_id, plot, str(tmp_path))))
 
 
 @pytest.mark.slow

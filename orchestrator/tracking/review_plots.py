@@ -114,11 +114,13 @@ def model_outputs(model, x, batch: int = PREDICT_BATCH) -> Any:
     cost on a few thousand samples). On JAX, where a direct call compiles each
     operation on its own, ``predict_on_batch`` compiles the model once a shape.
     Every call therefore has the same shape (:func:`chunks`): one program, not two.
+    pandas columns are given as NumPy arrays (``predict_on_batch`` on JAX takes no DataFrame).
     """
     import keras
     import numpy as np
 
     jax = keras.backend.backend() == "jax"
+    x = keras.tree.map_structure(lambda array: array.to_numpy() if hasattr(array, "to_numpy") else array, x)
 
     def outputs(start: int, stop: int) -> Any:
         chunk = keras.tree.map_structure(lambda array: array[start:stop], x)
@@ -164,6 +166,7 @@ def confusion_labels(context, sample: tuple[Any, Any, Any] | None) -> tuple[Any,
     if sample is None:
         return None
     _, y, scores = sample
+    y = y.to_numpy() if hasattr(y, "to_numpy") else y  # a pandas Series of labels
     if not isinstance(y, np.ndarray) or len(y) == 0:
         log.info("Plot confusion_matrix skipped: not a single-output model with label arrays.")
         return None
