@@ -195,7 +195,8 @@ def section(results: dict) -> list[str]:
         lines += [
             "The guide's example on Debian's full Fashion-MNIST (2 epochs), each variant in a fresh "
             f"process, interleaved, median of {results['repeats']}; the orchestrator with MLflow on (a fresh "
-            f"SQLite store). Fit throughput: {results['train_steps']} training steps per second of `fit`. "
+            f"SQLite store). Fit throughput: the {results['train_steps']} training steps over the "
+            "seconds of `fit`. "
             "The orchestrator on JAX keeps JAX's compiled programs in its compilation cache "
             "(docs/backends.md); the cold variant starts each run with an empty one.",
             "",

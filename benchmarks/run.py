@@ -36,6 +36,9 @@ already in FILE are kept and the page is written from all of them::
     python benchmarks/run.py --only NAME --json raw.json  # one suite again, the rest kept
 
 The results go to ``--output`` (default ``BENCHMARKS.md`` at the repository root).
+``benchmarks/results.json`` holds the raw figures of the BENCHMARKS.md in the
+repository: ``--only NAME --json benchmarks/results.json`` measures one suite again
+and keeps the rest.
 A command that fails prints the tail of its stderr and the harness exits 1.
 """
 
