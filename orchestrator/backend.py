@@ -21,7 +21,6 @@ Example::
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.util
 import logging
 import os
@@ -29,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from orchestrator.after_import import after_import
 from orchestrator.errors import UserError
 
 log = logging.getLogger("orchestrator")
@@ -217,34 +217,7 @@ def seed_tensorflow_when_imported(seed: int | None) -> None:
     generator right after its import, before the source builds its ``Dataset``.
     A later call replaces the seed of an earlier one that has not fired yet (``None``: no seed).
     """
-    for finder in [f for f in sys.meta_path if isinstance(f, SeedOnImport)]:
-        sys.meta_path.remove(finder)
-    if seed is not None and "tensorflow" not in sys.modules:
-        sys.meta_path.insert(0, SeedOnImport(seed))
-
-
-class SeedOnImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: wraps the loader of ``tensorflow`` to call ``tf.random.set_seed`` after it."""
-
-    def __init__(self, seed: int):
-        self.seed = seed
-
-    def find_spec(self, name, path, target=None):
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            return spec
-        loader, seed = spec.loader, self.seed
-        exec_module = loader.exec_module
-
-        def exec_and_seed(module) -> None:
-            exec_module(module)
-            module.random.set_seed(seed)
-
-        loader.exec_module = exec_and_seed  # type: ignore[method-assign]
-        return spec
+    after_import("tensorflow", None if seed is None else lambda tf: tf.random.set_seed(seed))
 
 
 def backend_version(backend: str) -> str:

@@ -20,12 +20,12 @@ Example::
 from __future__ import annotations
 
 import gc
-import importlib.abc
-import importlib.util
 import os
 import sys
 import tempfile
 from typing import Any
+
+from orchestrator.after_import import after_import
 
 #: Fragments of the start-up lines TensorFlow prints on every CPU-only machine.
 NOISE = (
@@ -50,7 +50,7 @@ SKIPPED = ("sklearn", "IPython")
 UNUSED_BACKENDS = {"tensorflow": ("jax",), "torch": ("jax",), "jax": ()}
 #: Imported by Keras at start-up only to slice pandas objects given to ``fit`` (0.2-0.3 s of CPU):
 #: left out while Keras loads, and handed to Keras as soon as something imports it
-#: (:class:`PandasForKeras`), so that Keras slices DataFrames and Series as it always does.
+#: (:func:`hand_pandas_to_keras`), so that Keras slices DataFrames and Series as it always does.
 DEFERRED = ("pandas",)
 
 
@@ -81,7 +81,7 @@ def import_keras() -> Any:
 
             jax.devices()
     if "pandas" in skipped.names:
-        PandasForKeras.install()
+        after_import("pandas", hand_pandas_to_keras)
     # The millions of objects TensorFlow and Keras create at import live as long as
     # the process: leave them out of every later garbage collection, which makes the
     # collection Keras runs between the jobs of a sweep several times cheaper.
@@ -94,37 +94,6 @@ def _tensorflow_on_demand(keras: Any) -> None:
         from orchestrator.backend import tensorflow_on_demand
 
         tensorflow_on_demand()
-
-
-class PandasForKeras(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: when pandas is imported, hands it to Keras, which loaded without it.
-
-    Keras's ``array_slicing`` imports pandas when it loads, to know Series and DataFrames
-    as arrays (``ARRAY_TYPES``) and to slice them. This finder wraps pandas's loader to do
-    the same right after pandas is imported (by a data source that returns DataFrames,
-    say), before any of its objects can reach ``fit``.
-    """
-
-    @classmethod
-    def install(cls) -> None:
-        if not any(isinstance(finder, cls) for finder in sys.meta_path):
-            sys.meta_path.insert(0, cls())
-
-    def find_spec(self, name, path, target=None):
-        if name != "pandas":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-
-        def exec_and_hand_over(module) -> None:
-            exec_module(module)
-            hand_pandas_to_keras(module)
-
-        spec.loader.exec_module = exec_and_hand_over  # type: ignore[method-assign]
-        return spec
 
 
 def hand_pandas_to_keras(pandas: Any) -> None:
