@@ -85,7 +85,8 @@ def check_backend(backend: object, strategy: tuple[str, Any] | None = None, trai
         runs_on = tuple(getattr(factory, "backends", ("tensorflow",)))
         if backend not in runs_on:
             if runs_on == ("tensorflow",):
-                what, instead = "a tf.distribute strategy", "null, or data_parallel with backend=jax"
+                what = "a tf.distribute strategy"
+                instead = "null or data_parallel" if backend == "jax" else "null (one process, one device)"
             elif backend == "tensorflow":
                 what, instead = "a keras.distribution", "mirrored (tf.distribute), or null"
             else:
