@@ -236,6 +236,31 @@ def backend_version(backend: str) -> str:
         return "unknown"
 
 
+def searched_backends(config: Any) -> set[str]:
+    """The backends a sweep's overrides and ``hydra.sweeper.params`` offer for ``backend``.
+
+    What a sweeper that picks values as it goes (Optuna) may choose: no job config
+    exists yet to read them from. Names that are not backends are left to each job's check.
+
+    Example: ``-m 'backend=choice(tensorflow,jax)'`` -> ``{"tensorflow", "jax"}``.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    texts = [f"backend={params['backend']}"] if "backend" in params else []
+    texts += [str(text) for text in config.hydra.overrides.task]
+    parser = OverridesParser.create()
+    found: set[str] = set()
+    for text in texts:
+        try:
+            (override,) = parser.parse_overrides([text])
+            if override.key_or_group == "backend" and override.is_sweep_override():
+                found.update(override.sweep_string_iterator())
+        except Exception:  # not a sweep of values (or not valid): each job's own check reports it
+            continue
+    return found & set(BACKENDS)
+
+
 def check_sweep_backends(backends: set[str], launcher_target: str) -> None:
     """A sweep whose jobs use several backends needs a launcher that starts a process per job.
 
@@ -244,9 +269,10 @@ def check_sweep_backends(backends: set[str], launcher_target: str) -> None:
     """
     if len(backends) < 2 or launcher_target.startswith(PROCESS_PER_JOB):
         return
+    names = sorted(backends)
     raise UserError(
         "backend",
-        f"this sweep trains on {' and '.join(sorted(backends))}, but its launcher "
+        f"this sweep trains on {', '.join(names[:-1])} and {names[-1]}, but its launcher "
         f"({launcher_target.rsplit('.', 1)[-1]}) runs several jobs in one process (joblib and Ray "
         f"reuse their workers), where Keras loads one backend only. Use {SWEEP_HINT}.",
     )

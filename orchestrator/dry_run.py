@@ -124,11 +124,11 @@ def _check_each(config: DictConfig, jobs: list[list[str]], report: Report) -> No
     """Compose and check each job; a progress line on stderr every :data:`PROGRESS_EVERY` jobs."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from orchestrator.backend import check_sweep_backends
+    from orchestrator.backend import check_sweep_backends, searched_backends
     from orchestrator.sweep.grid import check_job, compose_job
 
     loader = GlobalHydra.instance().config_loader()
-    backends = {str(config.backend)}
+    backends = searched_backends(config)
     for number, overrides in enumerate(jobs):
 
         def one(overrides: list[str] = overrides) -> None:

@@ -124,6 +124,34 @@ def test_a_sweep_over_backends_on_ray_is_refused_before_tensorflow(workdir):
     assert imported == []
 
 
+OPTUNA = ["hydra/sweeper=orchestrator_optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner.name=none"]
+
+
+@pytest.mark.parametrize(
+    "search",
+    [
+        ["backend=choice(tensorflow,jax)"],
+        ["+sweep=mnist_optuna", '+hydra.sweeper.params.backend="choice(tensorflow,jax)"'],
+    ],
+    ids=["command line", "sweeper params"],
+)
+def test_an_optuna_search_over_backends_in_one_process_is_refused_before_any_trial(workdir, search):
+    # Optuna picks each trial's backend as it goes: the search space alone must be enough to refuse
+    args = ["-m", "+experiment=mnist", *OPTUNA, *search, *TINY]
+    message = assert_user_error(run_cli(*args, cwd=workdir), "backend", "trains on jax and tensorflow,")
+    assert "hydra/launcher=slurm_local" in message
+    assert not (workdir / "multirun").exists() and not (workdir / "mlflow.db").exists()
+    result = run_cli(*args, "dry_run=true", cwd=workdir)
+    assert result.returncode != 0
+    assert "the sweep's config  FAILED  backend: this sweep trains on jax and tensorflow," in result.stdout
+
+
+@NEEDS_TORCH
+def test_a_refused_sweep_over_backends_names_the_ones_it_sweeps(workdir):
+    result = run_cli("-m", "+experiment=mnist", "backend=jax,torch", *TINY, cwd=workdir)
+    assert_user_error(result, "backend", "this sweep trains on jax and torch, but")
+
+
 def test_the_composed_config_shows_the_backend(workdir):
     result = run_cli("--cfg", "job", "backend=jax", cwd=workdir)
     assert result.returncode == 0, result.stderr

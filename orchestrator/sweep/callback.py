@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from orchestrator.backend import check_sweep_backends
+from orchestrator.backend import check_sweep_backends, searched_backends
 from orchestrator.errors import UserError
 from orchestrator.folders import Claim, claim_folder, follows_a_chief, named_by_time
 from orchestrator.plugins import get_plugin_manager
@@ -289,15 +289,15 @@ def check_before_sweep(config: DictConfig) -> None:
 
     A mistake that every job would share (a misspelt key, a wrong value) ends the
     command here, before the parent run is created; so does a wrong swept value of a
-    grid sweep (:mod:`orchestrator.sweep.grid`), and a sweep over Keras backends whose
-    launcher runs jobs in one process. Each job is checked again when it starts.
+    grid sweep (:mod:`orchestrator.sweep.grid`), and a sweep over Keras backends (its jobs',
+    or those its search space offers) whose launcher runs jobs in one process. Each job is checked again when it starts.
     A complaint of the base config about a key the sweep sets (``data.path=a.csv,b.csv``
     over a default ``path: null``) is left to the check of each job's own values.
     """
     try:
         check_shared_config(config)
         jobs = check_jobs(config, grid_jobs(config) or [])
-        backends = {str(config.backend), *(str(job.backend) for job in jobs)}
+        backends = {str(job.backend) for job in jobs} | searched_backends(config) or {str(config.backend)}
         check_sweep_backends(backends, str(config.hydra.launcher.get("_target_", "")))
     except UserError as error:
         stop(error)
