@@ -44,6 +44,7 @@ from tests.conftest import (
     assert_image,
     assert_user_error,
     cli_env,
+    fixture_env,
     heavy_modules_imported,
     interrupt,
     metric_history,
@@ -573,6 +574,34 @@ def test_a_run_killed_by_sigkill_resumes_to_the_result_of_a_run_never_killed(tmp
         keras.saving.load_model(got).get_weights(), keras.saving.load_model(want).get_weights(), strict=True
     ):
         np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_on_its_own_backend_only(workdir):
+    # The same command, its preset edited to another backend: a new run, not the other backend's resumed
+    (workdir / "pyproject.toml").write_text('[tool.orchestrator]\nconfig_dir = "conf"\n')
+    preset = workdir / "conf" / "experiment" / "mine.yaml"
+    preset.parent.mkdir(parents=True)
+
+    def run_on(backend: str) -> subprocess.CompletedProcess:
+        preset.write_text(f"# @package _global_\ndefaults:\n  - mnist\nbackend: {backend}\n")
+        env = {**fixture_env(), "KERAS_BACKEND": backend}  # the fixture plugin imports Keras as it loads
+        return run_cli(*args, cwd=workdir, env=env)
+
+    args = ["+experiment=mine", "trainer.limit_batches=5", "stages.predict=null"]
+    args.append(interrupt("kill", 1, 2, "KILL", workdir / "kill"))
+    assert run_on("tensorflow").returncode == -signal.SIGKILL
+    other = run_on("jax")
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert "Resuming" not in other.stdout
+    client = mlflow_client(workdir)
+    runs = client.search_runs([client.get_experiment_by_name("mine").experiment_id])
+    by_backend = {r.data.params["backend"]: r for r in runs}
+    assert {b: r.info.status for b, r in by_backend.items()} == {"tensorflow": "RUNNING", "jax": "FINISHED"}
+    again = run_on("tensorflow")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"Resuming run {by_backend['tensorflow'].info.run_id} stage 'fit' after epoch 1" in again.stdout
+    assert client.get_run(by_backend["tensorflow"].info.run_id).info.status == "FINISHED"
 
 
 # -- Data parallel on JAX ---------------------------------------------------------------
