@@ -408,6 +408,31 @@ def test_a_jax_run_keeps_its_compiled_programs_in_the_user_cache_folder(fast_swe
     assert len(programs) >= 4  # the initialisers, a training, an evaluation step at least
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", OTHERS)
+def test_eager_and_uncompiled_training_give_the_losses_of_compiled_training(workdir, backend):
+    # One sweep, one process: compiled (the default), run_eagerly, and on JAX jit_compile=false
+    swept = [
+        "trainer.run_eagerly=false,true",
+        *(["trainer.jit_compile=auto,false"] if backend == "jax" else []),
+    ]
+    args = ["-m", "+experiment=mnist", f"backend={backend}", "seed=7", "deterministic=true", *swept]
+    args += ["trainer.limit_batches=5", *QUIET, "stages.predict=null", "tracking.log_model=false"]
+    result = run_cli(*args, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow_client(workdir)
+    _, children = parent_and_children(client, "mnist")
+    runs = {(r.data.params["trainer.run_eagerly"], r.data.params["trainer.jit_compile"]): r for r in children}
+    assert len(runs) == (4 if backend == "jax" else 2)
+    compiled = runs.pop(("False", "auto"))
+    for settings, run in runs.items():
+        for key in ("fit/loss", "fit/val_loss", "test/loss"):
+            want = [value for _, value in metric_history(client, compiled.info.run_id, key)]
+            got = [value for _, value in metric_history(client, run.info.run_id, key)]
+            assert len(want) == (2 if key.startswith("fit/") else 1), key
+            np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=f"{key} with {settings}")
+
+
 @NEEDS_TORCH
 def test_trainer_fast_on_torch_is_refused_before_anything_trains(workdir):
     args = ["backend=torch", "trainer=fast"]
