@@ -270,9 +270,10 @@ def check_sweep_backends(backends: set[str], launcher_target: str) -> None:
     if len(backends) < 2 or launcher_target.startswith(PROCESS_PER_JOB):
         return
     names = sorted(backends)
+    launcher = launcher_target.rsplit(".", 1)[-1]
+    how = "every job in this process" if launcher == "BasicLauncher" else "several jobs in each worker process"
     raise UserError(
         "backend",
-        f"this sweep trains on {', '.join(names[:-1])} and {names[-1]}, but its launcher "
-        f"({launcher_target.rsplit('.', 1)[-1]}) runs several jobs in one process (joblib and Ray "
-        f"reuse their workers), where Keras loads one backend only. Use {SWEEP_HINT}.",
+        f"this sweep trains on {', '.join(names[:-1])} and {names[-1]}, but its launcher ({launcher}) "
+        f"runs {how}, where Keras loads one backend only. Use {SWEEP_HINT}.",
     )
