@@ -271,7 +271,8 @@ def check_sweep_backends(backends: set[str], launcher_target: str) -> None:
         return
     names = sorted(backends)
     launcher = launcher_target.rsplit(".", 1)[-1]
-    how = "every job in this process" if launcher == "BasicLauncher" else "several jobs in each worker process"
+    shared = "several jobs in each worker process"
+    how = "every job in this process" if launcher == "BasicLauncher" else shared
     raise UserError(
         "backend",
         f"this sweep trains on {', '.join(names[:-1])} and {names[-1]}, but its launcher ({launcher}) "

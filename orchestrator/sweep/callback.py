@@ -290,7 +290,8 @@ def check_before_sweep(config: DictConfig) -> None:
     A mistake that every job would share (a misspelt key, a wrong value) ends the
     command here, before the parent run is created; so does a wrong swept value of a
     grid sweep (:mod:`orchestrator.sweep.grid`), and a sweep over Keras backends (its jobs',
-    or those its search space offers) whose launcher runs jobs in one process. Each job is checked again when it starts.
+    or those its search space offers) whose launcher runs jobs in one process. Each job is
+    checked again when it starts.
     A complaint of the base config about a key the sweep sets (``data.path=a.csv,b.csv``
     over a default ``path: null``) is left to the check of each job's own values.
     """

@@ -33,11 +33,6 @@ def test_command_key_differs_by_sweep():
     assert command_key(["seed=7"], sweep_id="a") != command_key(["seed=7"])
 
 
-def test_command_key_differs_by_backend():
-    assert command_key(["seed=7"], backend="jax") != command_key(["seed=7"], backend="torch")
-    assert command_key(["seed=7"], backend="jax") != command_key(["seed=7"])
-
-
 def test_an_entry_lives_under_the_index_folder_by_kind(tmp_path):
     assert RunIndex(tmp_path, "k").path == tmp_path / INDEX / "runs" / "k.json"
     assert RunIndex(tmp_path, "k", kind="sweeps").path == tmp_path / INDEX / "sweeps" / "k.json"
